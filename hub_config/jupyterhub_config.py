@@ -1,0 +1,82 @@
+"""JupyterHub configuration of Safezone (local and Kubernetes modes).
+
+Every value comes from the environment (the local launcher and the Helm chart set it),
+so the same file serves both modes. ``SAFEZONE_MODE`` picks the spawner.
+"""
+
+import os
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821
+
+env = os.environ.get
+mode = env("SAFEZONE_MODE", "local")
+state_dir = env("SAFEZONE_HUB_STATE_DIR", ".")
+control_plane_url = env("SAFEZONE_CONTROL_PLANE_URL", "http://127.0.0.1:8700")
+
+
+def _names(var: str) -> list[str]:
+    return [n.strip() for n in env(var, "").split(",") if n.strip()]
+
+
+# -- network -------------------------------------------------------------------------
+c.JupyterHub.bind_url = env("SAFEZONE_HUB_URL", "http://127.0.0.1:8000")
+c.JupyterHub.hub_ip = env("SAFEZONE_HUB_IP", "127.0.0.1")
+c.JupyterHub.hub_port = int(env("SAFEZONE_HUB_PORT", "8081"))
+if env("SAFEZONE_PROXY_API_PORT"):
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env('SAFEZONE_PROXY_API_PORT')}"
+c.JupyterHub.db_url = env("SAFEZONE_HUB_DB_URL", f"sqlite:///{state_dir}/jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = os.path.join(state_dir, "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = os.path.join(state_dir, "jupyterhub.pid")
+c.ConfigurableHTTPProxy.pid_file = os.path.join(state_dir, "jupyterhub-proxy.pid")
+c.JupyterHub.cleanup_servers = True
+
+# -- who is who ----------------------------------------------------------------------
+if mode == "local":
+    c.JupyterHub.authenticator_class = "spawner.demo_auth.FileAuthenticator"
+c.Authenticator.admin_users = set(_names("SAFEZONE_ADMINS"))
+
+c.JupyterHub.custom_scopes = {
+    "custom:safezone:admin": {"description": "Administer Safezone projects and datasets."},
+    "custom:safezone:review": {"description": "Review Safezone export requests."},
+    "custom:safezone:sessions": {"description": "Issue and end Safezone session grants."},
+}
+c.JupyterHub.load_groups = {
+    "safezone-admins": {"users": _names("SAFEZONE_ADMINS")},
+    "safezone-reviewers": {"users": _names("SAFEZONE_REVIEWERS")},
+}
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", "access:services!service=safezone"]},
+    {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
+                                 "access:services!service=safezone"]},
+    {"name": "safezone-admin", "groups": ["safezone-admins"],
+     "scopes": ["custom:safezone:admin", "access:services!service=safezone"]},
+    {"name": "safezone-reviewer", "groups": ["safezone-reviewers"],
+     "scopes": ["custom:safezone:review", "access:services!service=safezone"]},
+    # The control plane stops servers on revocation and resolves callers' tokens.
+    {"name": "safezone-control-plane", "services": ["safezone"],
+     "scopes": ["admin:servers", "read:users:name"]},
+    # The spawner's token: the only identity that may ask for session grants.
+    {"name": "safezone-spawner", "services": ["safezone-spawner"],
+     "scopes": ["custom:safezone:sessions"]},
+]
+c.JupyterHub.services = [
+    {
+        "name": "safezone",
+        "url": control_plane_url,
+        "api_token": env("SAFEZONE_SERVICE_TOKEN"),
+        "display": True,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": ["custom:safezone:admin", "custom:safezone:review"],
+    },
+    {"name": "safezone-spawner", "api_token": env("SAFEZONE_SPAWNER_TOKEN")},
+]
+
+# -- spawner -------------------------------------------------------------------------
+if mode == "local":
+    c.JupyterHub.spawner_class = "spawner.local.SafeZoneLocalSpawner"
+    c.SafeZoneLocalSpawner.workspace_root = env(
+        "SAFEZONE_WORKSPACE_ROOT", os.path.join(state_dir, "workspaces"))
+c.SafeZoneLocalSpawner.control_plane_url = control_plane_url
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = int(env("SAFEZONE_START_TIMEOUT", "60"))
+c.Spawner.http_timeout = int(env("SAFEZONE_HTTP_TIMEOUT", "60"))

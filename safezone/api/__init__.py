@@ -1,0 +1,1 @@
+"""The control plane's REST API (FastAPI), served as a JupyterHub service."""

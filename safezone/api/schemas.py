@@ -1,0 +1,45 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectIn(Body):
+    name: str = Field(max_length=200)
+    title: str = Field(default="", max_length=200)
+
+
+class DatasetIn(Body):
+    name: str = Field(max_length=200)
+    classification: str
+    prefix: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=2000)
+
+
+class AttachIn(Body):
+    dataset: str = Field(max_length=200)
+
+
+class MembershipRequestIn(Body):
+    justification: str = Field(default="", max_length=2000)
+
+
+class ApproveIn(Body):
+    expires_at: datetime
+
+
+class ReasonIn(Body):
+    reason: str = Field(default="", max_length=2000)
+
+
+class SessionIn(Body):
+    user: str = Field(max_length=64)
+    project: str = Field(max_length=200)
+    server_name: str = Field(default="", max_length=64)

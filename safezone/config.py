@@ -1,0 +1,65 @@
+"""Control-plane settings, read from ``SAFEZONE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICIES_DIR = Path(os.environ.get("SAFEZONE_POLICIES_DIR", REPO_ROOT / "policies"))
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"SAFEZONE_{name}", default)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where MinIO is and which identities the control plane holds."""
+
+    endpoint: str  # host:port as seen by the control plane
+    public_endpoint: str  # URL as seen by notebook sessions
+    root_user: str
+    root_password: str
+    issuer_user: str = "safezone-session-issuer"
+    issuer_password: str = ""
+    secure: bool = False
+    region: str = "us-east-1"
+    lock_retention_days: int = 365
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the control plane needs to run."""
+
+    database_url: str
+    storage: StorageSettings
+    hub_api_url: str = "http://127.0.0.1:8081/hub/api"
+    service_name: str = "safezone"
+    service_token: str = ""  # JUPYTERHUB_API_TOKEN of the control-plane service
+    session_ttl_hours: float = 12.0
+    base_url: str = "/services/safezone/"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Build settings from the environment (the hub passes JUPYTERHUB_* to services)."""
+        endpoint = _env("MINIO_ENDPOINT", "127.0.0.1:9000") or ""
+        storage = StorageSettings(
+            endpoint=endpoint,
+            public_endpoint=_env("MINIO_PUBLIC_URL", f"http://{endpoint}") or "",
+            root_user=_env("MINIO_ROOT_USER", "") or "",
+            root_password=_env("MINIO_ROOT_PASSWORD", "") or "",
+            issuer_password=_env("MINIO_ISSUER_PASSWORD", "") or "",
+            lock_retention_days=int(_env("LOCK_RETENTION_DAYS", "365") or 365),
+        )
+        return cls(
+            database_url=_env("DATABASE_URL", "sqlite:///safezone.sqlite") or "",
+            storage=storage,
+            hub_api_url=os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
+            service_name=os.environ.get("JUPYTERHUB_SERVICE_NAME", "safezone"),
+            service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+            session_ttl_hours=float(_env("SESSION_TTL_HOURS", "12") or 12),
+            base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/safezone/"),
+        )

@@ -1,0 +1,100 @@
+"""Datasets: register, publish, withdraw. Raw data can never be published."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from .models import Classification, Dataset, DatasetStatus
+from .naming import check_bucket_name, check_prefix
+from .permissions import Identity, check_admin
+from .zone import Zone
+
+# Which status each action may start from, and where it leads.
+TRANSITIONS: dict[str, tuple[frozenset[DatasetStatus], DatasetStatus]] = {
+    "publish": (frozenset({DatasetStatus.DRAFT, DatasetStatus.WITHDRAWN}),
+                DatasetStatus.PUBLISHED),
+    "withdraw": (frozenset({DatasetStatus.PUBLISHED}), DatasetStatus.WITHDRAWN),
+}
+
+
+def get_dataset(db: Session, name: str) -> Dataset:
+    dataset = db.scalar(select(Dataset).where(Dataset.name == name))
+    if dataset is None:
+        raise NotFound(f"no dataset named {name!r} (데이터셋 없음)")
+    return dataset
+
+
+def register_dataset(zone: Zone, actor: Identity, name: str, classification: str,
+                     prefix: str = "", description: str = "",
+                     attestation: dict[str, Any] | None = None) -> Dataset:
+    """Register a dataset stored in the bucket of the same name (created if missing).
+
+    The name must carry the classification's prefix (``raw-`` or ``deid-``), so the
+    storage policies that key on bucket names agree with the catalogue.
+    """
+    check_admin(actor, "registering a dataset")
+    check_bucket_name(name)
+    check_prefix(prefix)
+    try:
+        kind = Classification(classification)
+    except ValueError:
+        raise InvalidInput(f"classification must be 'raw' or 'deidentified', not "
+                           f"{classification!r}") from None
+    wanted_prefix = zone.broker.layout.dataset_prefixes[kind.value]
+    if not name.startswith(wanted_prefix):
+        raise InvalidInput(f"a {kind.value} dataset's name must start with {wanted_prefix!r}")
+    if len(description) > 2000:
+        raise InvalidInput("description is longer than 2000 characters")
+    with zone.sessions() as db:
+        if db.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+            raise Conflict(f"a dataset named {name!r} already exists")
+    created_bucket = zone.broker.ensure_bucket(name)
+    try:
+        with zone.unit_of_work() as db:
+            dataset = Dataset(name=name, bucket=name, prefix=prefix, classification=kind,
+                              status=DatasetStatus.DRAFT, description=description,
+                              attestation=attestation, created_at=zone.now(),
+                              created_by=actor.name)
+            db.add(dataset)
+            db.flush()
+            zone.record(db, actor, "dataset.registered", f"dataset:{name}",
+                        classification=kind.value, prefix=prefix)
+    except IntegrityError:
+        if created_bucket:
+            zone.broker.remove_bucket_if_empty(name)
+        raise Conflict(f"a dataset named {name!r} already exists") from None
+    except Exception:
+        if created_bucket:
+            zone.broker.remove_bucket_if_empty(name)
+        raise
+    return dataset
+
+
+def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Dataset:
+    """Publish or withdraw a dataset; only de-identified datasets may be published."""
+    check_admin(actor, f"{action}ing a dataset")
+    allowed_from, target = TRANSITIONS[action]
+    with zone.unit_of_work() as db:
+        dataset = get_dataset(db, name)
+        if action == "publish" and dataset.classification is not Classification.DEIDENTIFIED:
+            raise InvalidTransition(
+                f"dataset {name} is raw (identifiable) and can never be published "
+                "(식별 가능한 원본 데이터는 공개할 수 없습니다)"
+            )
+        if dataset.status not in allowed_from:
+            raise InvalidTransition(f"cannot {action} dataset {name}: it is {dataset.status}")
+        dataset.status = target
+        if target is DatasetStatus.PUBLISHED:
+            dataset.published_at, dataset.published_by = zone.now(), actor.name
+        zone.record(db, actor, f"dataset.{target.value}", f"dataset:{name}")
+    return dataset
+
+
+def list_datasets(zone: Zone) -> list[Dataset]:
+    with zone.sessions() as db:
+        return list(db.scalars(select(Dataset).order_by(Dataset.name)))

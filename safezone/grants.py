@@ -1,0 +1,182 @@
+"""Session grants: the short-lived MinIO identity behind one notebook server.
+
+A grant is issued only to the hub's spawner, for a user with an approved, unexpired
+membership of an active project. Its policy is generated from the project's published,
+de-identified datasets. Ending a grant deletes the identity, which MinIO refuses at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from .clock import as_utc
+from .errors import InvalidInput, NotFound, PermissionDenied
+from .models import (
+    Classification,
+    DatasetStatus,
+    GrantStatus,
+    ProjectStatus,
+    SessionGrant,
+)
+from .naming import check_user_name
+from .permissions import Identity, check_can_end_grant, check_session_issuer
+from .storage.broker import clamp_identity_expiry
+from .storage.policies import DatasetLocation, session_policy
+from .zone import Zone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IssuedGrant:
+    """What the spawner receives; the secret key is shown once and never stored."""
+
+    grant_id: str
+    project: str
+    user: str
+    server_name: str
+    access_key: str
+    secret_key: str
+    expires_at: datetime
+    endpoint_url: str
+    region: str
+    datasets: list[dict[str, str]] = field(default_factory=list)
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables of the notebook server (boto3, s3fs and the helper)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "SAFEZONE_GRANT_ID": self.grant_id,
+            "SAFEZONE_PROJECT": self.project,
+            "SAFEZONE_USER": self.user,
+            "SAFEZONE_GRANT_EXPIRES": self.expires_at.isoformat(),
+            "SAFEZONE_DATASETS": json.dumps(self.datasets),
+            "SAFEZONE_WORK_URI": f"s3://work/{self.project}/",
+            "SAFEZONE_OUTBOX_URI": f"s3://outbox/{self.project}/{self.user}/",
+        }
+
+
+def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
+                server_name: str = "") -> IssuedGrant:
+    """Check the membership, create the session identity, record the grant."""
+    from .memberships import require_usable
+    from .projects import get_project
+
+    check_session_issuer(actor)
+    check_user_name(user)
+    if len(server_name) > 64:
+        raise InvalidInput("server name is longer than 64 characters")
+    now = zone.now()
+    with zone.sessions() as db:
+        project = get_project(db, project_name)
+        if project.status is not ProjectStatus.ACTIVE:
+            raise PermissionDenied(f"project {project_name} is archived")
+        membership = require_usable(db, zone, project, user)
+        datasets = [d for d in project.datasets
+                    if d.classification is Classification.DEIDENTIFIED
+                    and d.status is DatasetStatus.PUBLISHED]
+        ends = min(as_utc(membership.expires_at),
+                   now + timedelta(hours=zone.settings.session_ttl_hours))
+    locations = [DatasetLocation(d.name, d.bucket, d.prefix) for d in datasets]
+    policy = session_policy(project_name, user, locations)
+    end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
+                     stop_servers=False)
+    grant_id = secrets.token_hex(8)
+    access_key, secret_key = zone.broker.create_session_identity(
+        policy, clamp_identity_expiry(ends, now), name=f"sz-{grant_id}",
+        description=f"safezone session {user} / {project_name}",
+    )
+    listed = [{"name": d.name, "uri": f"s3://{d.bucket}/{d.prefix}"} for d in datasets]
+    try:
+        with zone.unit_of_work() as db:
+            project = get_project(db, project_name)
+            require_usable(db, zone, project, user)  # a revoke may have landed meanwhile
+            db.add(SessionGrant(id=grant_id, project_id=project.id, user_name=user,
+                                server_name=server_name, access_key=access_key,
+                                status=GrantStatus.ACTIVE, datasets={"datasets": listed},
+                                created_at=now, expires_at=ends))
+            zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
+                        grant=grant_id, access_key=access_key, server=server_name,
+                        datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
+    except Exception:
+        zone.broker.delete_session_identity(access_key)
+        raise
+    return IssuedGrant(grant_id, project_name, user, server_name, access_key, secret_key, ends,
+                       zone.settings.storage.public_endpoint, zone.settings.storage.region,
+                       listed)
+
+
+def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped") -> None:
+    """End one grant (idempotent): delete its identity, then mark it ended."""
+    with zone.sessions() as db:
+        grant = db.get(SessionGrant, grant_id)
+        if grant is None:
+            raise NotFound(f"no session grant {grant_id!r}")
+        check_can_end_grant(actor, grant.user_name)
+        if grant.status is not GrantStatus.ACTIVE:
+            return
+    _end(zone, actor, grant, GrantStatus.ENDED, reason)
+
+
+def _end(zone: Zone, actor: Identity, grant: SessionGrant, status: GrantStatus,
+         reason: str) -> None:
+    zone.broker.delete_session_identity(grant.access_key)
+    with zone.unit_of_work() as db:
+        row = db.get(SessionGrant, grant.id)
+        if row is None or row.status is not GrantStatus.ACTIVE:
+            return
+        row.status, row.ended_at = status, zone.now()
+        zone.record(db, actor, f"session.{status.value}",
+                    f"project:{row.project.name}/user:{row.user_name}", grant=row.id,
+                    reason=reason)
+
+
+def end_grants_where(zone: Zone, actor: Identity, *, project_name: str | None = None,
+                     user: str | None = None, server_name: str | None = None,
+                     reason: str, stop_servers: bool = True) -> list[SessionGrant]:
+    """Revoke every active grant matching the filters and stop their servers."""
+    from .models import Project
+
+    query = select(SessionGrant).where(SessionGrant.status == GrantStatus.ACTIVE)
+    if project_name is not None:
+        query = query.join(Project).where(Project.name == project_name)
+    if user is not None:
+        query = query.where(SessionGrant.user_name == user)
+    if server_name is not None:
+        query = query.where(SessionGrant.server_name == server_name)
+    with zone.sessions() as db:
+        matching = list(db.scalars(query))
+    for grant in matching:
+        _end(zone, actor, grant, GrantStatus.REVOKED, reason)
+        if stop_servers:
+            zone.hub.stop_server(grant.user_name, grant.server_name)
+    return matching
+
+
+def end_expired_grants(zone: Zone, actor: Identity) -> int:
+    """Grants past their end (MinIO's own expiry may lag by up to 16 minutes)."""
+    now = zone.now()
+    with zone.sessions() as db:
+        due = [g for g in db.scalars(select(SessionGrant).where(
+            SessionGrant.status == GrantStatus.ACTIVE)) if as_utc(g.expires_at) <= now]
+    for grant in due:
+        _end(zone, actor, grant, GrantStatus.ENDED, "expired")
+        zone.hub.stop_server(grant.user_name, grant.server_name)
+    return len(due)
+
+
+def active_grants(zone: Zone) -> list[SessionGrant]:
+    with zone.sessions() as db:
+        return list(db.scalars(select(SessionGrant).where(
+            SessionGrant.status == GrantStatus.ACTIVE)))

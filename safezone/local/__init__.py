@@ -1,0 +1,1 @@
+"""The one-machine zone: start MinIO, the control plane and JupyterHub as processes."""

@@ -1,0 +1,65 @@
+"""Start the real services of the one-machine zone: MinIO and JupyterHub."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..config import REPO_ROOT
+from .processes import ManagedProcess, wait_for_http
+
+CACHE = REPO_ROOT / ".cache"
+
+
+class MissingTool(RuntimeError):
+    """A binary the zone needs is not installed; the message says how to get it."""
+
+
+def minio_binary() -> Path:
+    """``$SAFEZONE_MINIO_BIN`` or the pinned build of ``scripts/setup.sh``."""
+    override = os.environ.get("SAFEZONE_MINIO_BIN")
+    path = Path(override) if override else CACHE / "bin" / "minio"
+    if not path.is_file():
+        raise MissingTool(f"MinIO server binary not found at {path}: run scripts/setup.sh "
+                          "(needs Go) or set SAFEZONE_MINIO_BIN to a minio binary")
+    return path
+
+
+def proxy_binary() -> Path:
+    local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    found = local if local.exists() else shutil.which("configurable-http-proxy")
+    if not found:
+        raise MissingTool("configurable-http-proxy not found: run scripts/setup.sh "
+                          "(npm install)")
+    return Path(found)
+
+
+def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
+                root_password: str, log_path: Path) -> ManagedProcess:
+    env = {**os.environ, "MINIO_ROOT_USER": root_user, "MINIO_ROOT_PASSWORD": root_password,
+           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"}
+    process = ManagedProcess.start(
+        "minio",
+        [str(minio_binary()), "server", str(data_dir), "--address", f"127.0.0.1:{port}",
+         "--console-address", f"127.0.0.1:{console_port}", "--quiet"],
+        log_path, env=env)
+    wait_for_http(f"http://127.0.0.1:{port}/minio/health/ready", 60, process)
+    return process
+
+
+def start_hub(env: dict[str, str], state_dir: Path, hub_url: str, log_path: Path
+              ) -> ManagedProcess:
+    """JupyterHub with our config; configurable-http-proxy is started by the hub."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = f"{proxy_binary().parent}{os.pathsep}{Path(sys.executable).parent}"
+    full_env = {**os.environ, **env, "PATH": f"{path}{os.pathsep}{os.environ.get('PATH', '')}",
+                "SAFEZONE_HUB_STATE_DIR": str(state_dir), "PYTHONPATH": str(REPO_ROOT)}
+    process = ManagedProcess.start(
+        "jupyterhub",
+        [sys.executable, "-m", "jupyterhub", "-f",
+         str(REPO_ROOT / "hub_config" / "jupyterhub_config.py")],
+        log_path, env=full_env, cwd=state_dir)
+    wait_for_http(f"{hub_url}/hub/api/", 90, process)
+    return process

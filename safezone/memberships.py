@@ -1,0 +1,199 @@
+"""Memberships: the access state machine of a user in a project.
+
+    (none) ─request→ requested ─approve→ approved ─revoke→ revoked
+                          └─reject→ rejected      └─(expires_at passes)→ expired
+    rejected / revoked / expired ─request→ requested;  approved ─approve→ approved (new expiry)
+
+An administrator may also approve a user directly, without a request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import grants
+from .clock import as_utc
+from .errors import InvalidInput, InvalidTransition, PermissionDenied
+from .models import Membership, MembershipStatus, Project, ProjectStatus
+from .naming import check_user_name
+from .permissions import Identity, check_admin, check_is_user, check_self_admin_or_issuer
+from .projects import get_project
+from .zone import Zone
+
+S = MembershipStatus
+NONE = None
+# action -> (states it may start from, resulting state)
+TRANSITIONS: dict[str, tuple[frozenset[S | None], S]] = {
+    "request": (frozenset({NONE, S.REJECTED, S.REVOKED, S.EXPIRED}), S.REQUESTED),
+    "approve": (frozenset({NONE, S.REQUESTED, S.APPROVED, S.EXPIRED, S.REVOKED, S.REJECTED}),
+                S.APPROVED),
+    "reject": (frozenset({S.REQUESTED}), S.REJECTED),
+    "revoke": (frozenset({S.APPROVED}), S.REVOKED),
+}
+MAX_MEMBERSHIP = timedelta(days=366)
+
+
+def effective_status(membership: Membership, now: datetime) -> S:
+    """An approval whose expiry has passed counts as expired, whatever the row says."""
+    if membership.status is S.APPROVED and (
+        membership.expires_at is None or as_utc(membership.expires_at) <= now
+    ):
+        return S.EXPIRED
+    return membership.status
+
+
+def _find(db: Session, project: Project, user: str) -> Membership | None:
+    return db.scalar(select(Membership).where(Membership.project_id == project.id,
+                                              Membership.user_name == user))
+
+
+def _transition(zone: Zone, db: Session, actor: Identity, project: Project, user: str,
+                action: str, **fields) -> Membership:
+    allowed_from, target = TRANSITIONS[action]
+    membership = _find(db, project, user)
+    current = effective_status(membership, zone.now()) if membership else None
+    if current not in allowed_from:
+        shown = current.value if current else "not a member"
+        raise InvalidTransition(f"cannot {action} {user}'s membership of {project.name}: "
+                                f"it is {shown}")
+    if membership is None:
+        membership = Membership(project_id=project.id, user_name=user, status=target,
+                                requested_at=zone.now())
+        db.add(membership)
+    membership.status = target
+    for name, value in fields.items():
+        setattr(membership, name, value)
+    db.flush()
+    details = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()}
+    zone.record(db, actor, f"membership.{target.value}", f"project:{project.name}/user:{user}",
+                **details)
+    return membership
+
+
+def request_membership(zone: Zone, actor: Identity, project_name: str, user: str,
+                       justification: str = "") -> Membership:
+    check_is_user(actor, user, "asking to join a project")
+    if len(justification) > 2000:
+        raise InvalidInput("justification is longer than 2000 characters")
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        if project.status is not ProjectStatus.ACTIVE:
+            raise InvalidTransition(f"project {project_name} is archived")
+        return _transition(zone, db, actor, project, user, "request",
+                           justification=justification, requested_at=zone.now(),
+                           decided_at=None, decided_by=None, expires_at=None)
+
+
+def approve_membership(zone: Zone, actor: Identity, project_name: str, user: str,
+                       expires_at: datetime) -> Membership:
+    check_admin(actor, "approving a membership")
+    check_user_name(user)
+    expires_at = as_utc(expires_at)
+    now = zone.now()
+    if expires_at <= now:
+        raise InvalidInput("expires_at must be in the future (만료일은 미래여야 합니다)")
+    if expires_at > now + MAX_MEMBERSHIP:
+        raise InvalidInput("expires_at may be at most one year ahead")
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        if project.status is not ProjectStatus.ACTIVE:
+            raise InvalidTransition(f"project {project_name} is archived")
+        return _transition(zone, db, actor, project, user, "approve", expires_at=expires_at,
+                           decided_at=now, decided_by=actor.name)
+
+
+def reject_membership(zone: Zone, actor: Identity, project_name: str, user: str,
+                      reason: str = "") -> Membership:
+    check_admin(actor, "rejecting a membership")
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        return _transition(zone, db, actor, project, user, "reject", reason=reason,
+                           decided_at=zone.now(), decided_by=actor.name)
+
+
+def revoke_membership(zone: Zone, actor: Identity, project_name: str, user: str,
+                      reason: str = "") -> Membership:
+    """Revoke access: the membership first, then the user's sessions and servers."""
+    check_admin(actor, "revoking a membership")
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        membership = _transition(zone, db, actor, project, user, "revoke", reason=reason,
+                                 decided_at=zone.now(), decided_by=actor.name)
+    grants.end_grants_where(zone, actor, project_name=project_name, user=user,
+                            reason="membership revoked")
+    return membership
+
+
+def expire_memberships(zone: Zone, actor: Identity) -> int:
+    """Mark passed approvals expired and end their sessions; returns how many."""
+    now = zone.now()
+    with zone.unit_of_work() as db:
+        due = [m for m in db.scalars(select(Membership).where(Membership.status == S.APPROVED))
+               if effective_status(m, now) is S.EXPIRED]
+        ended = [(m.project.name, m.user_name) for m in due]
+        for membership in due:
+            membership.status = S.EXPIRED
+            zone.record(db, actor, "membership.expired",
+                        f"project:{membership.project.name}/user:{membership.user_name}")
+    for project_name, user in ended:
+        grants.end_grants_where(zone, actor, project_name=project_name, user=user,
+                                reason="membership expired")
+    return len(ended)
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    project: str
+    user: str
+    status: str
+    expires_at: datetime | None
+    justification: str
+
+
+def _view(m: Membership, now: datetime) -> MembershipView:
+    return MembershipView(m.project.name, m.user_name, effective_status(m, now).value,
+                          as_utc(m.expires_at) if m.expires_at else None, m.justification)
+
+
+def list_members(zone: Zone, actor: Identity, project_name: str) -> list[MembershipView]:
+    check_admin(actor, "listing members")
+    with zone.sessions() as db:
+        project = get_project(db, project_name)
+        rows = db.scalars(select(Membership).where(Membership.project_id == project.id)
+                          .order_by(Membership.user_name))
+        return [_view(m, zone.now()) for m in rows]
+
+
+def memberships_of(zone: Zone, actor: Identity, user: str) -> list[MembershipView]:
+    check_self_admin_or_issuer(actor, user)
+    with zone.sessions() as db:
+        rows = db.scalars(select(Membership).where(Membership.user_name == user))
+        return sorted((_view(m, zone.now()) for m in rows), key=lambda v: v.project)
+
+
+def usable_projects(zone: Zone, actor: Identity, user: str) -> list[str]:
+    """Projects ``user`` may start a notebook for right now: approved, unexpired, active."""
+    check_self_admin_or_issuer(actor, user)
+    now = zone.now()
+    with zone.sessions() as db:
+        rows = db.scalars(select(Membership).join(Project).where(
+            Membership.user_name == user, Membership.status == S.APPROVED,
+            Project.status == ProjectStatus.ACTIVE))
+        return sorted(m.project.name for m in rows if effective_status(m, now) is S.APPROVED)
+
+
+def require_usable(db: Session, zone: Zone, project: Project, user: str) -> Membership:
+    """The approved, unexpired membership behind a session grant, or a clear refusal."""
+    membership = _find(db, project, user)
+    status = effective_status(membership, zone.now()) if membership else None
+    if status is not S.APPROVED:
+        shown = status.value if status else "not a member"
+        raise PermissionDenied(
+            f"{user} has no approved membership of {project.name} ({shown}); ask an "
+            "administrator for access (프로젝트 승인이 필요합니다)"
+        )
+    return membership

@@ -1,0 +1,151 @@
+"""SQLAlchemy models: projects, datasets, memberships, session grants, audit events."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class ProjectStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class Classification(enum.StrEnum):
+    RAW = "raw"
+    DEIDENTIFIED = "deidentified"
+
+
+class DatasetStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+
+
+class MembershipStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class GrantStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+    REVOKED = "revoked"
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[ProjectStatus] = mapped_column(_enum(ProjectStatus))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+
+    datasets: Mapped[list[Dataset]] = relationship(secondary="project_datasets", lazy="selectin")
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    bucket: Mapped[str] = mapped_column(String(63))
+    prefix: Mapped[str] = mapped_column(String(200), default="")
+    classification: Mapped[Classification] = mapped_column(_enum(Classification))
+    status: Mapped[DatasetStatus] = mapped_column(_enum(DatasetStatus))
+    description: Mapped[str] = mapped_column(Text, default="")
+    attestation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    published_by: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class ProjectDataset(Base):
+    __tablename__ = "project_datasets"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    attached_at: Mapped[datetime]
+    attached_by: Mapped[str] = mapped_column(String(64))
+
+
+class Membership(Base):
+    """One row per (project, user); its history lives in the audit trail."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("project_id", "user_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[MembershipStatus] = mapped_column(_enum(MembershipStatus))
+    justification: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    project: Mapped[Project] = relationship(lazy="joined")
+
+
+class SessionGrant(Base):
+    __tablename__ = "session_grants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    server_name: Mapped[str] = mapped_column(String(64), default="")
+    access_key: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[GrantStatus] = mapped_column(_enum(GrantStatus))
+    datasets: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    project: Mapped[Project] = relationship(lazy="joined")
+
+
+class AuditEvent(Base):
+    """One link of the hash chain. ``id`` is storage order; ``seq`` and the rest are hashed."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """Single row locked while appending, so concurrent writers serialise on PostgreSQL."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

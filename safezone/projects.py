@@ -1,0 +1,98 @@
+"""Projects: create, list, archive, attach and detach datasets."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import grants
+from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from .models import (
+    Classification,
+    Dataset,
+    DatasetStatus,
+    Project,
+    ProjectDataset,
+    ProjectStatus,
+)
+from .naming import check_project_name
+from .permissions import Identity, check_admin
+from .zone import Zone
+
+
+def get_project(db: Session, name: str) -> Project:
+    project = db.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise NotFound(f"no project named {name!r} (프로젝트 없음)")
+    return project
+
+
+def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> Project:
+    check_admin(actor, "creating a project")
+    check_project_name(name)
+    if len(title) > 200:
+        raise InvalidInput("title is longer than 200 characters")
+    with zone.unit_of_work() as db:
+        if db.scalar(select(Project.id).where(Project.name == name)) is not None:
+            raise Conflict(f"a project named {name!r} already exists")
+        project = Project(name=name, title=title, status=ProjectStatus.ACTIVE,
+                          created_at=zone.now(), created_by=actor.name)
+        db.add(project)
+        db.flush()
+        zone.record(db, actor, "project.created", f"project:{name}", title=title)
+    return project
+
+
+def list_projects(zone: Zone) -> list[Project]:
+    with zone.sessions() as db:
+        return list(db.scalars(select(Project).order_by(Project.name)))
+
+
+def attach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name: str) -> None:
+    """Only published, de-identified datasets can be attached to a project."""
+    check_admin(actor, "attaching a dataset")
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        dataset = db.scalar(select(Dataset).where(Dataset.name == dataset_name))
+        if dataset is None:
+            raise NotFound(f"no dataset named {dataset_name!r}")
+        if dataset.classification is not Classification.DEIDENTIFIED:
+            raise InvalidTransition(
+                f"dataset {dataset_name} is classified {dataset.classification}: only "
+                "de-identified datasets can be attached (원본 데이터는 연결할 수 없습니다)"
+            )
+        if dataset.status is not DatasetStatus.PUBLISHED:
+            raise InvalidTransition(
+                f"dataset {dataset_name} is {dataset.status}: publish it before attaching it"
+            )
+        if db.get(ProjectDataset, (project.id, dataset.id)) is not None:
+            raise Conflict(f"dataset {dataset_name} is already attached to {project_name}")
+        db.add(ProjectDataset(project_id=project.id, dataset_id=dataset.id,
+                              attached_at=zone.now(), attached_by=actor.name))
+        zone.record(db, actor, "project.dataset_attached", f"project:{project_name}",
+                    dataset=dataset_name)
+
+
+def detach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name: str) -> None:
+    check_admin(actor, "detaching a dataset")
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        dataset = db.scalar(select(Dataset).where(Dataset.name == dataset_name))
+        link = dataset and db.get(ProjectDataset, (project.id, dataset.id))
+        if not link:
+            raise NotFound(f"dataset {dataset_name} is not attached to {project_name}")
+        db.delete(link)
+        zone.record(db, actor, "project.dataset_detached", f"project:{project_name}",
+                    dataset=dataset_name)
+
+
+def archive_project(zone: Zone, actor: Identity, name: str) -> None:
+    """Archive a project: no new sessions; running sessions are ended and stopped."""
+    check_admin(actor, "archiving a project")
+    with zone.unit_of_work() as db:
+        project = get_project(db, name)
+        if project.status is ProjectStatus.ARCHIVED:
+            raise InvalidTransition(f"project {name} is already archived")
+        project.status = ProjectStatus.ARCHIVED
+        zone.record(db, actor, "project.archived", f"project:{name}")
+    grants.end_grants_where(zone, actor, project_name=name, reason="project archived")

@@ -1,0 +1,1 @@
+"""MinIO: bucket layout, identity policies and the broker that administers them."""

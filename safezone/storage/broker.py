@@ -1,0 +1,152 @@
+"""The storage broker: the only code that administers MinIO.
+
+Two identities: the root user (bootstrap, dataset buckets, audit anchors) and the session
+issuer, a plain user whose own policy (``policies/minio/issuer.json``) is the ceiling of
+every session identity it creates. Session identities are MinIO service accounts of the
+issuer with an inline policy and an expiry; deleting one refuses its keys at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import secrets
+import string
+from datetime import UTC, datetime, timedelta
+
+import urllib3
+from minio import Minio, MinioAdmin
+from minio.commonconfig import COMPLIANCE
+from minio.credentials import StaticProvider
+from minio.error import MinioAdminException, S3Error
+from minio.objectlockconfig import DAYS, ObjectLockConfig
+
+from ..audit import Anchor
+from ..config import StorageSettings
+from ..errors import StorageError
+from .layout import Layout, load_layout
+from .policies import issuer_policy
+
+log = logging.getLogger(__name__)
+
+ISSUER_POLICY_NAME = "safezone-session-issuer"
+ANCHOR_PREFIX = "anchors/"
+# MinIO refuses service-account expiries closer than 15 minutes or further than 365 days.
+MIN_IDENTITY_LIFETIME = timedelta(minutes=16)
+MAX_IDENTITY_LIFETIME = timedelta(days=364)
+_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def _http_client() -> urllib3.PoolManager:
+    retry = urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=[502, 503, 504])
+    return urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=60), retries=retry)
+
+
+def clamp_identity_expiry(wanted: datetime, now: datetime) -> datetime:
+    """MinIO's accepted expiry window; earlier ends are enforced by deleting the identity."""
+    return min(max(wanted, now + MIN_IDENTITY_LIFETIME), now + MAX_IDENTITY_LIFETIME)
+
+
+class StorageBroker:
+    """Administers buckets and identities on one MinIO deployment."""
+
+    def __init__(self, settings: StorageSettings, layout: Layout | None = None) -> None:
+        self.settings = settings
+        self.layout = layout or load_layout()
+        http = _http_client()
+        root = StaticProvider(settings.root_user, settings.root_password)
+        self.s3 = Minio(settings.endpoint, credentials=root, secure=settings.secure,
+                        region=settings.region, http_client=http)
+        self.admin = MinioAdmin(endpoint=settings.endpoint, credentials=root,
+                                secure=settings.secure, http_client=http)
+        issuer = StaticProvider(settings.issuer_user, settings.issuer_password)
+        self.issuer = MinioAdmin(endpoint=settings.endpoint, credentials=issuer,
+                                 secure=settings.secure, http_client=http)
+
+    # -- bootstrap -------------------------------------------------------------------
+    def bootstrap(self) -> None:
+        """Create the zone's buckets and the session issuer (idempotent)."""
+        for bucket, locked in self.layout.buckets.items():
+            if not self.s3.bucket_exists(bucket):
+                self.s3.make_bucket(bucket, object_lock=locked)
+                log.info("created bucket %s%s", bucket, " (object lock)" if locked else "")
+            if locked:
+                self.s3.set_object_lock_config(
+                    bucket,
+                    ObjectLockConfig(COMPLIANCE, self.settings.lock_retention_days, DAYS),
+                )
+        self.admin.policy_add(ISSUER_POLICY_NAME, policy=issuer_policy())
+        self.admin.user_add(self.settings.issuer_user, self.settings.issuer_password)
+        try:
+            self.admin.attach_policy([ISSUER_POLICY_NAME], user=self.settings.issuer_user)
+        except MinioAdminException as exc:
+            if "PolicyChangeAlreadyApplied" not in str(exc):
+                raise
+
+    # -- dataset buckets -------------------------------------------------------------
+    def bucket_exists(self, bucket: str) -> bool:
+        return self.s3.bucket_exists(bucket)
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        """Create ``bucket`` if missing; True when this call created it."""
+        if self.s3.bucket_exists(bucket):
+            return False
+        self.s3.make_bucket(bucket)
+        return True
+
+    def remove_bucket_if_empty(self, bucket: str) -> None:
+        try:
+            self.s3.remove_bucket(bucket)
+        except S3Error as exc:
+            log.warning("could not remove bucket %s: %s", bucket, exc.code)
+
+    # -- session identities ----------------------------------------------------------
+    def create_session_identity(self, policy: dict, expires_at: datetime, name: str,
+                                description: str) -> tuple[str, str]:
+        """A new service account of the issuer limited by ``policy``; returns its keys."""
+        access_key = "SZ" + "".join(secrets.choice(_ALPHABET) for _ in range(18))
+        secret_key = secrets.token_urlsafe(30)
+        expiry = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            self.issuer.add_service_account(
+                access_key=access_key, secret_key=secret_key, policy=policy,
+                expiration=expiry, name=name[:32], description=description[:256],
+            )
+        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO refused to create the session identity: {exc}") from exc
+        return access_key, secret_key
+
+    def delete_session_identity(self, access_key: str) -> None:
+        """Delete a session identity; an identity that is already gone is fine."""
+        try:
+            self.issuer.delete_service_account(access_key)
+        except MinioAdminException as exc:
+            if "NoSuchServiceAccount" in str(exc) or "404" in str(exc):
+                return
+            raise StorageError(f"MinIO refused to delete {access_key}: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"MinIO unreachable while deleting {access_key}: {exc}") from exc
+
+    def session_identities(self) -> list[str]:
+        """Access keys of all live session identities."""
+        listing = json.loads(self.issuer.list_service_account(self.settings.issuer_user))
+        return [a["accessKey"] for a in listing.get("accounts") or []]
+
+    # -- audit anchors ---------------------------------------------------------------
+    def write_anchor(self, seq: int, digest: str) -> None:
+        body = json.dumps({"seq": seq, "hash": digest}).encode()
+        self.s3.put_object("audit", f"{ANCHOR_PREFIX}{seq:012d}.json", io.BytesIO(body),
+                           len(body), content_type="application/json")
+
+    def latest_anchor(self) -> Anchor | None:
+        names = [o.object_name for o in self.s3.list_objects("audit", prefix=ANCHOR_PREFIX)]
+        if not names:
+            return None
+        response = self.s3.get_object("audit", max(names))
+        try:
+            doc = json.loads(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+        return Anchor(int(doc["seq"]), str(doc["hash"]))

@@ -1,0 +1,89 @@
+"""Render MinIO identity policies from the templates in ``policies/minio/``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import POLICIES_DIR
+from ..errors import SafezoneError
+from .layout import load_layout
+
+
+class PolicyViolation(SafezoneError):
+    """A rendered policy would reach a bucket sessions must never reach."""
+
+    status_code = 500
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    name: str
+    bucket: str
+    prefix: str
+
+
+@cache
+def _session_template(policies_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((policies_dir / "minio" / "session.yaml").read_text())
+
+
+def issuer_policy(policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
+    """The parent identity's policy: the ceiling of every session policy."""
+    return json.loads((policies_dir / "minio" / "issuer.json").read_text())
+
+
+def _fill(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return node.format(**values)
+    if isinstance(node, list):
+        return [_fill(item, values) for item in node]
+    if isinstance(node, dict):
+        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
+    return node
+
+
+def session_policy(project: str, user: str, datasets: list[DatasetLocation],
+                   policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
+    """The policy of one session: its datasets read-only, its workspace and outbox."""
+    template = _session_template(policies_dir)
+    layout = load_layout(policies_dir)
+    statements: list[dict[str, Any]] = []
+    for index, dataset in enumerate(datasets):
+        if not dataset.bucket.startswith(layout.dataset_prefixes["deidentified"]):
+            raise PolicyViolation(
+                f"dataset {dataset.name} lives in {dataset.bucket}, not a de-identified bucket"
+            )
+        values = {"project": project, "user": user, "bucket": dataset.bucket,
+                  "prefix": dataset.prefix, "index": str(index)}
+        statements.extend(_fill(template["per_dataset"], values))
+    statements.extend(_fill(template["fixed"], {"project": project, "user": user}))
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    check_never_reaches_forbidden(policy, policies_dir)
+    return policy
+
+
+def buckets_named(policy: dict[str, Any]) -> set[str]:
+    """Every bucket a policy's resources name."""
+    names = set()
+    for statement in policy["Statement"]:
+        resources = statement.get("Resource", [])
+        for arn in [resources] if isinstance(resources, str) else resources:
+            names.add(arn.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+    return names
+
+
+def check_never_reaches_forbidden(policy: dict[str, Any], policies_dir: Path = POLICIES_DIR
+                                  ) -> None:
+    layout = load_layout(policies_dir)
+    for statement in policy["Statement"]:
+        if statement.get("Effect") != "Allow":
+            continue
+        for bucket in buckets_named({"Statement": [statement]}):
+            if layout.is_forbidden_for_sessions(bucket) or "*" in bucket:
+                raise PolicyViolation(f"session policy would reach bucket {bucket!r}")

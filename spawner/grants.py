@@ -1,0 +1,85 @@
+"""What every Safezone spawner shares: the project form and the grant life cycle."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from tornado import web
+from traitlets import Unicode, default
+
+from .grant_client import GrantClient, GrantRefused
+
+
+class GrantMixin:
+    """Mixed into a JupyterHub Spawner: a server exists only under a session grant."""
+
+    control_plane_url = Unicode(
+        "http://127.0.0.1:8700",
+        config=True,
+        help="URL of the Safezone control plane's API, as the hub reaches it.",
+    )
+    control_plane_token = Unicode(
+        config=True,
+        help="Hub token of the 'safezone-spawner' service (scope custom:safezone:sessions). "
+        "Defaults to $SAFEZONE_SPAWNER_TOKEN.",
+    )
+
+    @default("control_plane_token")
+    def _default_token(self) -> str:
+        import os
+
+        return os.environ.get("SAFEZONE_SPAWNER_TOKEN", "")
+
+    grant: dict[str, Any] | None = None
+    grant_id: str = ""
+
+    @property
+    def grant_client(self) -> GrantClient:
+        return GrantClient(self.control_plane_url, self.control_plane_token)
+
+    async def get_options_form(self) -> str:
+        """A form listing only the user's approved, unexpired projects."""
+        try:
+            choices = await self.grant_client.usable_projects(self.user.name)
+        except GrantRefused as exc:
+            return f'<p class="alert alert-danger">{html.escape(exc.message)}</p>'
+        if not choices:
+            return ('<p class="alert alert-warning">승인된 프로젝트가 없습니다. '
+                    "You have no approved project yet: ask to join one, and an "
+                    "administrator will approve it.</p>")
+        options = "".join(f'<option value="{html.escape(p)}">{html.escape(p)}</option>'
+                          for p in choices)
+        return ('<label for="sz-project">프로젝트 / Project</label>'
+                f'<select id="sz-project" name="project" class="form-control">{options}'
+                "</select>")
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        return {"project": (formdata.get("project") or [""])[0]}
+
+    async def acquire_grant(self) -> dict[str, Any]:
+        """Ask the control plane for this server's grant; refuse the start without one."""
+        project = (self.user_options or {}).get("project")
+        if not isinstance(project, str) or not project:
+            raise web.HTTPError(400, "choose a project to start a server for "
+                                     "(프로젝트를 선택하세요)")
+        try:
+            grant = await self.grant_client.issue(self.user.name, project, self.name or "")
+        except GrantRefused as exc:
+            status = exc.status if 400 <= exc.status < 500 else 503
+            raise web.HTTPError(status, exc.message) from None
+        self.grant, self.grant_id = grant, grant["grant_id"]
+        return grant
+
+    async def release_grant(self) -> None:
+        if self.grant_id:
+            await self.grant_client.end(self.grant_id)
+        self.grant, self.grant_id = None, ""
+
+    def grant_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        if self.grant_id:
+            state["safezone_grant_id"] = self.grant_id
+        return state
+
+    def load_grant_state(self, state: dict[str, Any]) -> None:
+        self.grant_id = state.get("safezone_grant_id", "")

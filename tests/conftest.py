@@ -1,0 +1,43 @@
+"""Session-wide real services: one MinIO server, one control plane + JupyterHub stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from .support import MinioHandle, Stack, fresh_database_url, launch_minio, launch_stack, make_zone
+
+
+@pytest.fixture(scope="session")
+def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioHandle]:
+    handle = launch_minio(tmp_path_factory.mktemp("minio"))
+    yield handle
+    handle.process.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, minio: MinioHandle) -> Iterator[Stack]:
+    stack = launch_stack(tmp_path_factory.mktemp("stack"), minio)
+    yield stack
+    stack.hub.stop(timeout=20)
+    stack.control_plane.stop()
+
+
+@pytest.fixture
+def zone(tmp_path, minio):
+    """A zone of its own (fresh database) on the shared MinIO, without a hub."""
+    return make_zone(minio, fresh_database_url(tmp_path))
+
+
+@pytest.fixture
+def clock(stack: Stack) -> Iterator:
+    """The stack's clock; moved forward by a test and put back afterwards."""
+    saved = stack.zone.clock.offset
+    yield stack.zone.clock
+    stack.zone.clock.offset = saved
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)

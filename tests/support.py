@@ -1,0 +1,196 @@
+"""Test support: real MinIO, real databases, the control plane in a thread, a real hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import httpx
+import uvicorn
+from botocore.config import Config as BotoConfig
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from safezone.api.app import create_app
+from safezone.config import Settings, StorageSettings
+from safezone.local.processes import ManagedProcess, free_port, wait_for_http
+from safezone.local.services import start_hub, start_minio
+from safezone.zone import Zone
+from spawner.demo_auth import hash_password
+
+PG_URL_VAR = "SAFEZONE_TEST_DATABASE_URL"
+
+
+def unique(prefix: str) -> str:
+    """A fresh name for a project or dataset, so tests never collide."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def fresh_database_url(tmp_dir: Path) -> str:
+    """An empty database: a new SQLite file, or a new database on the PostgreSQL server."""
+    base = os.environ.get(PG_URL_VAR)
+    if not base:
+        return f"sqlite:///{tmp_dir / f'sz-{uuid.uuid4().hex[:8]}.sqlite'}"
+    url = make_url(base)
+    name = f"sz_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@dataclass
+class MinioHandle:
+    endpoint: str
+    root_user: str
+    root_password: str
+    process: ManagedProcess
+    data_dir: Path
+    port: int
+    console_port: int
+
+    def s3(self, access_key: str, secret_key: str):
+        return boto3.client("s3", endpoint_url=f"http://{self.endpoint}",
+                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                            region_name="us-east-1",
+                            config=BotoConfig(retries={"max_attempts": 1}))
+
+    def root_s3(self):
+        return self.s3(self.root_user, self.root_password)
+
+    def restart(self) -> None:
+        self.process = start_minio(self.data_dir, self.port, self.console_port,
+                                   self.root_user, self.root_password, self.process.log_path)
+
+
+def launch_minio(tmp_dir: Path) -> MinioHandle:
+    port, console = free_port(), free_port()
+    user, password = "szroot", secrets.token_urlsafe(18)
+    data = tmp_dir / "minio-data"
+    process = start_minio(data, port, console, user, password, tmp_dir / "minio.log")
+    return MinioHandle(f"127.0.0.1:{port}", user, password, process, data, port, console)
+
+
+def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
+              service_token: str = "") -> Zone:
+    storage = StorageSettings(endpoint=minio.endpoint,
+                              public_endpoint=f"http://{minio.endpoint}",
+                              root_user=minio.root_user, root_password=minio.root_password,
+                              issuer_password=secrets.token_urlsafe(18),
+                              lock_retention_days=1)
+    settings = Settings(database_url=database_url, storage=storage,
+                        hub_api_url=hub_api_url or "http://127.0.0.1:1/hub/api",
+                        service_token=service_token, base_url="/services/safezone/")
+    zone = Zone.from_settings(settings)
+    zone.broker.bootstrap()
+    return zone
+
+
+class ThreadedServer:
+    """The control plane's ASGI app on a loopback port, in this process (tests move its clock)."""
+
+    def __init__(self, zone: Zone) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(zone, sweep=False), host="127.0.0.1",
+                                port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThreadedServer:
+        self.thread.start()
+        wait_for_http(f"{self.url}/api/health", 30)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+USERS = ("admin", "reviewer", "alice", "bob", "carol")
+
+
+@dataclass
+class Stack:
+    """MinIO + control plane + JupyterHub (+ configurable-http-proxy) for one test session."""
+
+    minio: MinioHandle
+    zone: Zone
+    control_plane: ThreadedServer
+    hub: ManagedProcess
+    hub_url: str
+    passwords: dict[str, str]
+    tokens: dict[str, str] = field(default_factory=dict)
+    spawner_token: str = ""
+
+    def api(self, user: str) -> httpx.Client:
+        """An HTTP client of the control plane acting as ``user`` (their real hub token)."""
+        token = self.spawner_token if user == "spawner" else self.tokens[user]
+        return httpx.Client(base_url=self.control_plane.url, timeout=30,
+                            headers={"Authorization": f"token {token}"})
+
+    def hub_api(self, user: str) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.hub_url}/hub/api", timeout=60,
+                            headers={"Authorization": f"token {self.tokens[user]}"})
+
+
+def hub_token(hub_url: str, user: str, password: str) -> str:
+    response = httpx.post(f"{hub_url}/hub/api/users/{user}/tokens", timeout=30,
+                          json={"auth": {"username": user, "password": password},
+                                "note": "safezone tests"})
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
+    service_token, spawner_token = secrets.token_hex(24), secrets.token_hex(24)
+    hub_port, hub_api_port, proxy_api_port = free_port(), free_port(), free_port()
+    hub_url = f"http://127.0.0.1:{hub_port}"
+    zone = make_zone(minio, fresh_database_url(tmp_dir),
+                     hub_api_url=f"http://127.0.0.1:{hub_api_port}/hub/api",
+                     service_token=service_token)
+    control_plane = ThreadedServer(zone).start()
+    passwords = {name: secrets.token_urlsafe(12) for name in USERS}
+    users_file = tmp_dir / "users.json"
+    users_file.write_text(json.dumps({n: hash_password(p) for n, p in passwords.items()}))
+    env = {
+        "SAFEZONE_MODE": "local",
+        "SAFEZONE_HUB_URL": hub_url,
+        "SAFEZONE_HUB_PORT": str(hub_api_port),
+        "SAFEZONE_PROXY_API_PORT": str(proxy_api_port),
+        "SAFEZONE_CONTROL_PLANE_URL": control_plane.url,
+        "SAFEZONE_SERVICE_TOKEN": service_token,
+        "SAFEZONE_SPAWNER_TOKEN": spawner_token,
+        "SAFEZONE_USERS_FILE": str(users_file),
+        "SAFEZONE_ADMINS": "admin",
+        "SAFEZONE_REVIEWERS": "reviewer",
+        "SAFEZONE_WORKSPACE_ROOT": str(tmp_dir / "workspaces"),
+        "SAFEZONE_START_TIMEOUT": "90",
+    }
+    hub = start_hub(env, tmp_dir / "hub", hub_url, tmp_dir / "hub.log")
+    stack = Stack(minio, zone, control_plane, hub, hub_url, passwords,
+                  spawner_token=spawner_token)
+    for name, password in passwords.items():
+        stack.tokens[name] = hub_token(hub_url, name, password)
+    return stack
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1) -> float:
+    """Poll until ``predicate()`` is true; return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s")

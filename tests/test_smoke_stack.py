@@ -1,0 +1,18 @@
+"""The stack comes up and the hub's tokens carry the roles the control plane checks."""
+
+
+def test_roles_come_from_hub_scopes(stack):
+    me = stack.api("admin").get("/api/me").json()
+    assert me["admin"] is True and me["reviewer"] is False
+    me = stack.api("alice").get("/api/me").json()
+    assert me["admin"] is False and me["name"] == "alice"
+    assert stack.api("reviewer").get("/api/me").json()["reviewer"] is True
+
+
+def test_unknown_token_is_refused(stack):
+    import httpx
+
+    response = httpx.get(f"{stack.control_plane.url}/api/me",
+                         headers={"Authorization": "token not-a-real-token"})
+    assert response.status_code == 401
+    assert "token" in response.json()["error"]
