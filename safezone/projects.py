@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,7 +29,13 @@ def get_project(db: Session, name: str) -> Project:
     return project
 
 
-def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> Project:
+def describe(project: Project) -> dict[str, Any]:
+    """The public view of a project (call inside the session that loaded it)."""
+    return {"name": project.name, "title": project.title, "status": project.status.value,
+            "datasets": sorted(d.name for d in project.datasets)}
+
+
+def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> dict[str, Any]:
     check_admin(actor, "creating a project")
     check_project_name(name)
     if len(title) > 200:
@@ -40,12 +48,12 @@ def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> P
         db.add(project)
         db.flush()
         zone.record(db, actor, "project.created", f"project:{name}", title=title)
-    return project
+        return describe(project)
 
 
-def list_projects(zone: Zone) -> list[Project]:
+def list_projects(zone: Zone) -> list[dict[str, Any]]:
     with zone.sessions() as db:
-        return list(db.scalars(select(Project).order_by(Project.name)))
+        return [describe(p) for p in db.scalars(select(Project).order_by(Project.name))]
 
 
 def attach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name: str) -> None:

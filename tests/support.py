@@ -194,3 +194,53 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1) -> float:
             return time.monotonic() - start
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout}s")
+
+
+@dataclass
+class Provisioned:
+    project: str
+    dataset: str
+    raw_dataset: str
+    member: str
+
+
+def register_published_dataset(stack: Stack, name: str, body: bytes = b"id,age\n1,40\n"
+                               ) -> None:
+    admin = stack.api("admin")
+    admin.post("/api/datasets", json={"name": name, "classification": "deidentified"}
+               ).raise_for_status()
+    stack.minio.root_s3().put_object(Bucket=name, Key="data.csv", Body=body)
+    admin.post(f"/api/datasets/{name}/publish").raise_for_status()
+
+
+def provision(stack: Stack, member: str = "alice", days_valid: float = 30) -> Provisioned:
+    """A project with one published de-identified dataset, a raw dataset and one member."""
+    from datetime import timedelta
+
+    project, dataset, raw = unique("proj"), unique("deid-ds"), unique("raw-ds")
+    admin = stack.api("admin")
+    admin.post("/api/projects", json={"name": project, "title": "test"}).raise_for_status()
+    register_published_dataset(stack, dataset)
+    admin.post(f"/api/projects/{project}/datasets", json={"dataset": dataset}
+               ).raise_for_status()
+    admin.post("/api/datasets", json={"name": raw, "classification": "raw"}).raise_for_status()
+    stack.minio.root_s3().put_object(Bucket=raw, Key="people.csv",
+                                     Body=b"name,rrn\nHong,900101-1234567\n")
+    expires = stack.zone.now() + timedelta(days=days_valid)
+    admin.post(f"/api/projects/{project}/members/{member}/approve",
+               json={"expires_at": expires.isoformat()}).raise_for_status()
+    return Provisioned(project, dataset, raw, member)
+
+
+def issue_grant(stack: Stack, user: str, project: str, server_name: str = "") -> dict:
+    """Ask for a grant exactly as the spawner does (its hub token, its endpoint)."""
+    response = stack.api("spawner").post(
+        "/api/sessions", json={"user": user, "project": project, "server_name": server_name})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def notebook_s3(stack: Stack, grant: dict):
+    """An S3 client holding exactly the credentials a notebook server receives."""
+    env = grant["environment"]
+    return stack.minio.s3(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])

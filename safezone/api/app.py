@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from .. import audit, datasets, grants, memberships, projects
 from ..errors import NotAuthenticated, SafezoneError
-from ..models import Dataset, Project
+from ..models import Dataset
 from ..permissions import SYSTEM, Identity, check_admin
 from ..zone import Zone
 from .schemas import (
@@ -28,11 +28,6 @@ from .schemas import (
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 30.0
-
-
-def _project(p: Project) -> dict[str, Any]:
-    return {"name": p.name, "title": p.title, "status": p.status.value,
-            "datasets": sorted(d.name for d in p.datasets)}
 
 
 def _dataset(d: Dataset) -> dict[str, Any]:
@@ -96,11 +91,11 @@ def create_app(zone: Zone, *, sweep: bool = True) -> FastAPI:
     # -- projects ----------------------------------------------------------------------
     @app.post("/api/projects", status_code=201)
     def create_project(body: ProjectIn, actor: Actor) -> dict[str, Any]:
-        return _project(projects.create_project(zone, actor, body.name, body.title))
+        return projects.create_project(zone, actor, body.name, body.title)
 
     @app.get("/api/projects")
     def list_projects(actor: Actor) -> list[dict[str, Any]]:
-        return [_project(p) for p in projects.list_projects(zone)]
+        return projects.list_projects(zone)
 
     @app.post("/api/projects/{name}/archive")
     def archive_project(name: str, actor: Actor) -> dict[str, str]:

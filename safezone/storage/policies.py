@@ -61,7 +61,11 @@ def session_policy(project: str, user: str, datasets: list[DatasetLocation],
             )
         values = {"project": project, "user": user, "bucket": dataset.bucket,
                   "prefix": dataset.prefix, "index": str(index)}
-        statements.extend(_fill(template["per_dataset"], values))
+        rendered = _fill(template["per_dataset"], values)
+        if not dataset.prefix:  # a whole-bucket dataset: listing needs no prefix condition
+            for statement in rendered:
+                statement.pop("Condition", None)
+        statements.extend(rendered)
     statements.extend(_fill(template["fixed"], {"project": project, "user": user}))
     policy = {"Version": "2012-10-17", "Statement": statements}
     check_never_reaches_forbidden(policy, policies_dir)
