@@ -7,7 +7,7 @@ import re
 from .errors import InvalidInput
 
 # DNS-1123 label, kept short so "sz-<project>" still fits a Kubernetes namespace (63).
-PROJECT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 # S3 bucket rules (3-63, lowercase, digits, hyphens; no dots: they break virtual hosts).
 BUCKET_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 PREFIX = re.compile(r"^(?:[A-Za-z0-9_.=-]+/)*$")

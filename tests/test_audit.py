@@ -1,0 +1,93 @@
+"""The audit chain: intact when untouched; edits, deletions and reorderings are named."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from safezone import audit, datasets, memberships, projects
+from safezone.models import AuditEvent
+from safezone.permissions import ADMIN_SCOPE, Identity
+
+from .support import unique
+
+ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
+
+
+def fill(zone) -> None:
+    """Six real events: a project, a dataset, its publication, attach, two decisions."""
+    project, dataset = unique("p"), unique("deid-a")
+    projects.create_project(zone, ADMIN, project)
+    datasets.register_dataset(zone, ADMIN, dataset, "deidentified")
+    datasets.change_status(zone, ADMIN, dataset, "publish")
+    projects.attach_dataset(zone, ADMIN, project, dataset)
+    memberships.approve_membership(zone, ADMIN, project, "alice",
+                                   zone.now() + timedelta(days=5))
+    memberships.revoke_membership(zone, ADMIN, project, "alice")
+
+
+def findings(zone):
+    with zone.sessions() as db:
+        return [(f.kind, f.seq) for f in audit.verify(db, zone.broker.latest_anchor())]
+
+
+def test_untouched_chain_verifies_and_is_anchored(zone):
+    fill(zone)
+    assert findings(zone) == []
+    with zone.sessions() as db:
+        actions = [e.action for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+        head = audit.head(db)
+    assert actions == ["project.created", "dataset.registered", "dataset.published",
+                       "project.dataset_attached", "membership.approved", "membership.revoked"]
+    assert zone.broker.latest_anchor() == head
+
+
+def test_edited_event_is_named(zone):
+    fill(zone)
+    with zone.sessions() as db, db.begin():
+        db.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="mallory"))
+    assert findings(zone) == [("edited", 3)]
+
+
+def test_edit_with_recomputed_hash_is_caught_by_the_next_link(zone):
+    fill(zone)
+    with zone.sessions() as db, db.begin():
+        event = db.scalar(select(AuditEvent).where(AuditEvent.seq == 2))
+        event.actor = "mallory"
+        fields = {c: getattr(event, c) for c in ("seq", "ts", "actor", "action", "subject",
+                                                 "data", "prev_hash")}
+        event.hash = audit.event_hash(fields)
+    assert findings(zone) == [("edited", 2)]
+
+
+def test_deleted_event_is_named(zone):
+    fill(zone)
+    with zone.sessions() as db, db.begin():
+        db.delete(db.scalar(select(AuditEvent).where(AuditEvent.seq == 4)))
+    assert ("deleted", 4) in findings(zone)
+
+
+def test_deleted_tail_is_caught_by_the_anchor(zone):
+    fill(zone)
+    with zone.sessions() as db, db.begin():
+        db.delete(db.scalar(select(AuditEvent).where(AuditEvent.seq == 6)))
+    assert findings(zone) == [("deleted", 6)]
+
+
+def test_reordered_events_are_named(zone):
+    fill(zone)
+    with zone.sessions() as db, db.begin():
+        rows = {e.seq: e for e in db.scalars(select(AuditEvent))}
+        id2, id5 = rows[2].id, rows[5].id
+        # swap the storage positions of events 2 and 5, leaving their content intact
+        db.execute(update(AuditEvent).where(AuditEvent.id == id2).values(id=-1))
+        db.execute(update(AuditEvent).where(AuditEvent.id == id5).values(id=id2))
+        db.execute(update(AuditEvent).where(AuditEvent.id == -1).values(id=id5))
+    found = findings(zone)
+    assert ("reordered", 2) in found or ("reordered", 3) in found
+    assert all(kind == "reordered" for kind, _ in found)
+
+
+def test_canonical_json_is_stable():
+    assert audit.canonical_json({"b": 1, "a": "한글"}) == '{"a":"한글","b":1}'.encode()
