@@ -1,0 +1,162 @@
+"""The ``safezone`` command: administer the zone through its REST API, run it locally."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import httpx
+import typer
+
+app = typer.Typer(help="Safezone (안심구역) command line.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+projects_app = typer.Typer(help="Projects.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Datasets.", no_args_is_help=True)
+members_app = typer.Typer(help="Memberships.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+local_app = typer.Typer(help="The one-machine zone.", no_args_is_help=True)
+for sub, name in ((projects_app, "projects"), (datasets_app, "datasets"),
+                  (members_app, "members"), (audit_app, "audit"), (local_app, "local")):
+    app.add_typer(sub, name=name)
+
+DEFAULT_URL = "http://127.0.0.1:8000/services/safezone"
+
+
+class CliError(Exception):
+    """Printed as one line; the command exits 1."""
+
+
+def _client() -> httpx.Client:
+    token = os.environ.get("SAFEZONE_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        raise CliError("set SAFEZONE_TOKEN to your JupyterHub API token "
+                       "(the local zone prints one for admin)")
+    url = os.environ.get("SAFEZONE_URL", DEFAULT_URL).rstrip("/")
+    return httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"token {token}"})
+
+
+def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    try:
+        with _client() as client:
+            response = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the control plane: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error") or response.text
+        except ValueError:
+            message = response.text.strip()[:200]
+        raise CliError(f"{response.status_code}: {message}")
+    return response.json()
+
+
+def show(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@projects_app.command("create")
+def project_create(name: str, title: str = "") -> None:
+    show(call("POST", "/api/projects", {"name": name, "title": title}))
+
+
+@projects_app.command("list")
+def project_list() -> None:
+    show(call("GET", "/api/projects"))
+
+
+@projects_app.command("archive")
+def project_archive(name: str) -> None:
+    show(call("POST", f"/api/projects/{name}/archive"))
+
+
+@projects_app.command("attach")
+def project_attach(project: str, dataset: str) -> None:
+    show(call("POST", f"/api/projects/{project}/datasets", {"dataset": dataset}))
+
+
+@datasets_app.command("register")
+def dataset_register(name: str, classification: str = typer.Option(..., "--classification",
+                     help="raw or deidentified"), prefix: str = "", description: str = ""
+                     ) -> None:
+    show(call("POST", "/api/datasets", {"name": name, "classification": classification,
+                                        "prefix": prefix, "description": description}))
+
+
+@datasets_app.command("publish")
+def dataset_publish(name: str) -> None:
+    show(call("POST", f"/api/datasets/{name}/publish"))
+
+
+@datasets_app.command("withdraw")
+def dataset_withdraw(name: str) -> None:
+    show(call("POST", f"/api/datasets/{name}/withdraw"))
+
+
+@datasets_app.command("list")
+def dataset_list() -> None:
+    show(call("GET", "/api/datasets"))
+
+
+@members_app.command("request")
+def member_request(project: str, justification: str = "") -> None:
+    show(call("POST", f"/api/projects/{project}/members/request",
+              {"justification": justification}))
+
+
+@members_app.command("approve")
+def member_approve(project: str, user: str, expires: str = typer.Option(
+        ..., help="expiry date or time, ISO 8601 (e.g. 2027-06-30)")) -> None:
+    try:
+        when = datetime.fromisoformat(expires)
+    except ValueError:
+        raise CliError(f"--expires {expires!r} is not an ISO 8601 date") from None
+    show(call("POST", f"/api/projects/{project}/members/{user}/approve",
+              {"expires_at": when.isoformat() if when.tzinfo else when.isoformat() + "+00:00"}))
+
+
+@members_app.command("reject")
+def member_reject(project: str, user: str, reason: str = "") -> None:
+    show(call("POST", f"/api/projects/{project}/members/{user}/reject", {"reason": reason}))
+
+
+@members_app.command("revoke")
+def member_revoke(project: str, user: str, reason: str = "") -> None:
+    show(call("POST", f"/api/projects/{project}/members/{user}/revoke", {"reason": reason}))
+
+
+@members_app.command("list")
+def member_list(project: str) -> None:
+    show(call("GET", f"/api/projects/{project}/members"))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain and its anchor; exit 1 naming each broken event."""
+    result = call("GET", "/api/audit/verify")
+    if result["intact"]:
+        typer.echo(f"audit chain intact: {result['events']} events, anchored at "
+                   f"{result['anchored_seq']}")
+        return
+    for finding in result["findings"]:
+        typer.echo(f"{finding['kind']}: event {finding['seq']}: {finding['detail']}")
+    raise CliError(f"audit chain broken: {len(result['findings'])} finding(s)")
+
+
+@local_app.command("up")
+def local_up(state_dir: str = typer.Option(".cache/zone", help="where the zone keeps its data"),
+             port: int = 8000) -> None:
+    """Start MinIO, the control plane and JupyterHub on 127.0.0.1 with demo data."""
+    from .local.launcher import run_local_zone
+
+    run_local_zone(state_dir, port)
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

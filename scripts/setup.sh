@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install what the local zone and the tests need: a Python venv, configurable-http-proxy
+# (npm) and a pinned MinIO server built from the Go module proxy. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MINIO_MODULE="github.com/minio/minio"
+MINIO_PIN="v0.0.0-20260212201848-7aac2a2c5b7c"   # master of 2026-02-12
+CACHE=".cache"
+mkdir -p "$CACHE/bin"
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+command -v python3 >/dev/null || die "python3 (3.11+) is required"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11+ is required"
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+stamp="$CACHE/pip.stamp"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+
+if [ ! -x node_modules/.bin/configurable-http-proxy ]; then
+  command -v npm >/dev/null || die "npm (Node.js 20+) is required for configurable-http-proxy"
+  say "installing configurable-http-proxy (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ -n "${SAFEZONE_MINIO_BIN:-}" ]; then
+  [ -x "$SAFEZONE_MINIO_BIN" ] || die "SAFEZONE_MINIO_BIN=$SAFEZONE_MINIO_BIN is not an executable"
+elif [ ! -x "$CACHE/bin/minio" ] || [ "$(cat "$CACHE/minio.pin" 2>/dev/null)" != "$MINIO_PIN" ]; then
+  command -v go >/dev/null || die "go not found: install Go 1.24+ to build MinIO, or set SAFEZONE_MINIO_BIN to a minio server binary"
+  say "building MinIO $MINIO_PIN with go install (first time: a few minutes)"
+  GOBIN="$PWD/$CACHE/bin" GOFLAGS=-buildvcs=false go install "$MINIO_MODULE@$MINIO_PIN"
+  echo "$MINIO_PIN" > "$CACHE/minio.pin"
+fi
+say "ready"
