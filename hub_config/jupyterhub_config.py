@@ -77,6 +77,8 @@ if mode == "local":
     c.SafeZoneLocalSpawner.workspace_root = env(
         "SAFEZONE_WORKSPACE_ROOT", os.path.join(state_dir, "workspaces"))
 c.SafeZoneLocalSpawner.control_plane_url = control_plane_url
+c.JupyterHub.allow_named_servers = True  # e.g. one server per project
+c.JupyterHub.named_server_limit_per_user = int(env("SAFEZONE_SERVERS_PER_USER", "3"))
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = int(env("SAFEZONE_START_TIMEOUT", "60"))
 c.Spawner.http_timeout = int(env("SAFEZONE_HTTP_TIMEOUT", "60"))

@@ -6,12 +6,12 @@ import html
 from typing import Any
 
 from tornado import web
-from traitlets import Unicode, default
+from traitlets import HasTraits, Unicode, default
 
 from .grant_client import GrantClient, GrantRefused
 
 
-class GrantMixin:
+class GrantMixin(HasTraits):
     """Mixed into a JupyterHub Spawner: a server exists only under a session grant."""
 
     control_plane_url = Unicode(

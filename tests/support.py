@@ -202,6 +202,7 @@ class Provisioned:
     dataset: str
     raw_dataset: str
     member: str
+    offered: list[str] = field(default_factory=list)
 
 
 def register_published_dataset(stack: Stack, name: str, body: bytes = b"id,age\n1,40\n"

@@ -1,0 +1,131 @@
+"""The whole flow through a real JupyterHub + configurable-http-proxy + local spawner.
+
+alice logs in over HTTP, the spawn form offers only her approved project, her server
+starts with the grant's credentials, and code run in its kernel reads the dataset but
+not the raw bucket. bob is refused. Revocation stops the server and kills credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from .kernels import run_code
+from .support import provision, wait_until
+
+pytestmark = pytest.mark.integration
+
+PROBE = """
+import json, os, boto3
+s3 = boto3.client("s3")
+out = {"env_project": os.environ["SAFEZONE_PROJECT"], "cwd": os.getcwd(),
+       "key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"]}
+out["dataset"] = s3.get_object(Bucket=%(dataset)r, Key="data.csv")["Body"].read().decode()
+try:
+    s3.get_object(Bucket=%(raw)r, Key="people.csv"); out["raw"] = "READ"
+except Exception as exc:
+    out["raw"] = exc.response["Error"]["Code"]
+print(json.dumps(out))
+"""
+
+
+def login(stack, user: str) -> httpx.Client:
+    client = httpx.Client(base_url=stack.hub_url, timeout=60)
+    client.get("/hub/login")
+    response = client.post("/hub/login", data={"username": user,
+                                               "password": stack.passwords[user],
+                                               "_xsrf": client.cookies.get("_xsrf")})
+    assert response.status_code == 302, response.text
+    return client
+
+
+def server_state(stack, user: str) -> dict | None:
+    model = stack.hub_api("admin").get(f"/users/{user}").json()
+    return model["servers"].get("")
+
+
+@pytest.fixture(scope="module")
+def alice_server(stack):
+    setup = provision(stack, member="alice")
+    browser = login(stack, "alice")
+    form = browser.get("/hub/spawn").text
+    offered = re.findall(r'<option value="([^"]+)"', form)
+    assert setup.project in offered
+    started = time.monotonic()
+    response = browser.post("/hub/spawn", data={"project": setup.project,
+                                                "_xsrf": browser.cookies.get("_xsrf")})
+    assert response.status_code in (302, 303), response.text[:500]
+    wait_until(lambda: (server_state(stack, "alice") or {}).get("ready"), timeout=90,
+               interval=0.3)
+    print(f"\n[measure] alice's server ready {time.monotonic() - started:.2f}s after spawn")
+    setup.offered = offered
+    yield setup
+    stack.hub_api("admin").delete("/users/alice/server")
+    wait_until(lambda: server_state(stack, "alice") is None, timeout=60)
+
+
+def test_spawn_form_lists_only_approved_projects(stack, alice_server):
+    """The form alice saw before starting offered exactly her usable projects."""
+    listed = stack.api("alice").get("/api/users/alice/projects").json()["projects"]
+    assert alice_server.project in alice_server.offered
+    assert sorted(alice_server.offered) == listed
+
+
+def test_notebook_reads_dataset_but_not_raw(stack, alice_server):
+    output = run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
+                      PROBE % {"dataset": alice_server.dataset, "raw": alice_server.raw_dataset})
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["dataset"].startswith("id,age")
+    assert result["raw"] == "AccessDenied"
+    assert result["env_project"] == alice_server.project
+    assert result["cwd"].endswith(f"/alice/{alice_server.project}")
+
+
+def test_bob_sees_no_project_and_cannot_start(stack, alice_server):
+    form = login(stack, "bob").get("/hub/spawn").text
+    assert "no approved project" in form and "<option" not in form
+    response = stack.hub_api("bob").post("/users/bob/server",
+                                         json={"project": alice_server.project})
+    assert response.status_code >= 400, response.text
+    assert "no approved membership" in response.text
+    assert server_state(stack, "bob") is None
+
+
+def test_forged_options_for_another_project_are_refused(stack, alice_server):
+    other = provision(stack, member="carol")
+    response = stack.hub_api("alice").post("/users/alice/servers/forged",
+                                           json={"project": other.project})
+    assert response.status_code >= 400
+    assert "no approved membership" in response.text
+
+
+def test_revocation_stops_server_and_kills_credentials(stack, alice_server):
+    output = run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
+                      PROBE % {"dataset": alice_server.dataset, "raw": alice_server.raw_dataset})
+    creds = json.loads(output.strip().splitlines()[-1])
+    s3 = stack.minio.s3(creds["key"], creds["secret"])
+
+    def refused() -> bool:
+        try:
+            s3.get_object(Bucket=alice_server.dataset, Key="data.csv")
+            return False
+        except ClientError as exc:
+            return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+    assert not refused()
+    started = time.monotonic()
+    stack.api("admin").post(f"/api/projects/{alice_server.project}/members/alice/revoke",
+                            json={"reason": "test"}).raise_for_status()
+    wait_until(refused, timeout=10, interval=0.05)
+    creds_dead = time.monotonic() - started
+    wait_until(lambda: server_state(stack, "alice") is None, timeout=30, interval=0.1)
+    server_gone = time.monotonic() - started
+    print(f"\n[measure] revocation: credentials refused after {creds_dead:.3f}s, "
+          f"server stopped after {server_gone:.3f}s (target < 5 s)")
+    assert creds_dead < 5
+    assert server_gone < 30
