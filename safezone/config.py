@@ -27,6 +27,7 @@ class StorageSettings:
     secure: bool = False
     region: str = "us-east-1"
     lock_retention_days: int = 365
+    anchor_prefix: str = "anchors/"  # where audit heads go in the audit bucket
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class MinioHandle:
     data_dir: Path
     port: int
     console_port: int
+    issuer_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     def s3(self, access_key: str, secret_key: str):
         return boto3.client("s3", endpoint_url=f"http://{self.endpoint}",
@@ -84,8 +85,9 @@ def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
     storage = StorageSettings(endpoint=minio.endpoint,
                               public_endpoint=f"http://{minio.endpoint}",
                               root_user=minio.root_user, root_password=minio.root_password,
-                              issuer_password=secrets.token_urlsafe(18),
-                              lock_retention_days=1)
+                              issuer_password=minio.issuer_password,
+                              lock_retention_days=1,
+                              anchor_prefix=f"anchors-{uuid.uuid4().hex[:8]}/")
     settings = Settings(database_url=database_url, storage=storage,
                         hub_api_url=hub_api_url or "http://127.0.0.1:1/hub/api",
                         service_token=service_token, base_url="/services/safezone/")

@@ -31,7 +31,6 @@ from .policies import issuer_policy
 log = logging.getLogger(__name__)
 
 ISSUER_POLICY_NAME = "safezone-session-issuer"
-ANCHOR_PREFIX = "anchors/"
 # MinIO refuses service-account expiries closer than 15 minutes or further than 365 days.
 MIN_IDENTITY_LIFETIME = timedelta(minutes=16)
 MAX_IDENTITY_LIFETIME = timedelta(days=364)
@@ -136,11 +135,11 @@ class StorageBroker:
     # -- audit anchors ---------------------------------------------------------------
     def write_anchor(self, seq: int, digest: str) -> None:
         body = json.dumps({"seq": seq, "hash": digest}).encode()
-        self.s3.put_object("audit", f"{ANCHOR_PREFIX}{seq:012d}.json", io.BytesIO(body),
+        self.s3.put_object("audit", f"{self.settings.anchor_prefix}{seq:012d}.json", io.BytesIO(body),
                            len(body), content_type="application/json")
 
     def latest_anchor(self) -> Anchor | None:
-        names = [o.object_name for o in self.s3.list_objects("audit", prefix=ANCHOR_PREFIX)]
+        names = [o.object_name for o in self.s3.list_objects("audit", prefix=self.settings.anchor_prefix)]
         if not names:
             return None
         response = self.s3.get_object("audit", max(names))
