@@ -135,11 +135,13 @@ class StorageBroker:
     # -- audit anchors ---------------------------------------------------------------
     def write_anchor(self, seq: int, digest: str) -> None:
         body = json.dumps({"seq": seq, "hash": digest}).encode()
-        self.s3.put_object("audit", f"{self.settings.anchor_prefix}{seq:012d}.json", io.BytesIO(body),
-                           len(body), content_type="application/json")
+        key = f"{self.settings.anchor_prefix}{seq:012d}.json"
+        self.s3.put_object("audit", key, io.BytesIO(body), len(body),
+                           content_type="application/json")
 
     def latest_anchor(self) -> Anchor | None:
-        names = [o.object_name for o in self.s3.list_objects("audit", prefix=self.settings.anchor_prefix)]
+        listing = self.s3.list_objects("audit", prefix=self.settings.anchor_prefix)
+        names = [o.object_name for o in listing]
         if not names:
             return None
         response = self.s3.get_object("audit", max(names))
