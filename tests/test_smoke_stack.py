@@ -16,3 +16,12 @@ def test_unknown_token_is_refused(stack):
                          headers={"Authorization": "token not-a-real-token"})
     assert response.status_code == 401
     assert "token" in response.json()["error"]
+
+
+def test_api_is_reachable_through_the_hub_proxy(stack):
+    import httpx
+
+    response = httpx.get(f"{stack.hub_url}/services/safezone/api/me",
+                         headers={"Authorization": f"token {stack.tokens['alice']}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "alice"

@@ -58,6 +58,7 @@ def create_app(zone: Zone, *, sweep: bool = True) -> FastAPI:
             task.cancel()
 
     app = FastAPI(title="Safezone control plane", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
 
     @app.exception_handler(SafezoneError)
     async def _safezone_error(_request: Request, exc: SafezoneError) -> JSONResponse:
@@ -188,6 +189,20 @@ def create_app(zone: Zone, *, sweep: bool = True) -> FastAPI:
                 "findings": audit.findings_as_dicts(findings)}
 
     return app
+
+
+class StripServicePrefix:
+    """Serve the API both directly and behind the hub's proxy at /services/<name>/."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app, self.prefix = app, prefix
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if self.prefix and scope["type"] in ("http", "websocket") and path.startswith(
+                self.prefix + "/"):
+            scope = {**scope, "path": path[len(self.prefix):]}
+        await self.app(scope, receive, send)
 
 
 async def _sweeper(zone: Zone) -> None:

@@ -54,6 +54,7 @@ def _users_file(state: Path, passwords: dict[str, str]) -> Path:
 
 def run_local_zone(state_dir: str, port: int = 8000) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     state = (REPO_ROOT / state_dir).resolve() if not os.path.isabs(state_dir) else Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     values = _secrets(state)
