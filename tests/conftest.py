@@ -7,7 +7,22 @@ from datetime import timedelta
 
 import pytest
 
-from .support import MinioHandle, Stack, fresh_database_url, launch_minio, launch_stack, make_zone
+from .support import (
+    MEASUREMENTS,
+    MinioHandle,
+    Stack,
+    fresh_database_url,
+    launch_minio,
+    launch_stack,
+    make_zone,
+)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("measured")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

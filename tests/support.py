@@ -188,6 +188,14 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
     return stack
 
 
+MEASUREMENTS: list[str] = []
+
+
+def report_measure(line: str) -> None:
+    """A figure printed in the test summary (see conftest.pytest_terminal_summary)."""
+    MEASUREMENTS.append(line)
+
+
 def wait_until(predicate, timeout: float = 30, interval: float = 0.1) -> float:
     """Poll until ``predicate()`` is true; return the seconds it took."""
     start = time.monotonic()
