@@ -89,9 +89,12 @@ class StorageBroker:
 
     def ensure_bucket(self, bucket: str) -> bool:
         """Create ``bucket`` if missing; True when this call created it."""
-        if self.s3.bucket_exists(bucket):
-            return False
-        self.s3.make_bucket(bucket)
+        try:
+            if self.s3.bucket_exists(bucket):
+                return False
+            self.s3.make_bucket(bucket)
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not create bucket {bucket}: {exc}") from exc
         return True
 
     def remove_bucket_if_empty(self, bucket: str) -> None:
