@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,6 @@ class Settings:
     service_token: str = ""  # JUPYTERHUB_API_TOKEN of the control-plane service
     session_ttl_hours: float = 12.0
     base_url: str = "/services/safezone/"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -65,7 +65,8 @@ class HubClient:
         except httpx.HTTPError as exc:
             log.warning("could not ask the hub to stop %s/%s: %s", user, server_name, exc)
             return False
-        if response.status_code >= 400 and response.status_code != 400:
+        # 400: the server was not running; 404: the hub has no such user or server.
+        if response.status_code not in (200, 202, 204, 400, 404):
             log.warning("hub refused to stop %s/%s: %s %s", user, server_name,
                         response.status_code, response.text[:200])
             return False
