@@ -1,0 +1,1 @@
+"""Automated disclosure checks of export requests; rules and thresholds in policies/disclosure/."""
