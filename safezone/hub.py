@@ -45,7 +45,8 @@ class HubClient:
         kind = model.get("kind", "user")
         if kind == "user" and not self._may_access_service(scopes):
             raise PermissionDenied("this token may not access the Safezone service")
-        identity = Identity(name=model["name"], kind=kind, scopes=scopes)
+        identity = Identity(name=model["name"], kind=kind, scopes=scopes,
+                            browser=bool(model.get("session_id")))
         self._cache[key] = (time.monotonic(), identity)
         return identity
 

@@ -149,3 +149,91 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ExportStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    CHECKING = "checking"
+    IN_REVIEW = "in_review"
+    RETURNED = "returned"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    RELEASED = "released"
+    WITHDRAWN = "withdrawn"
+    REVOKED = "revoked"
+
+
+class VoteDecision(enum.StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+    REJECT = "reject"
+
+
+class ExportRequest(Base):
+    """A researcher's request to take files out of the zone."""
+
+    __tablename__ = "export_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    requester: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[ExportStatus] = mapped_column(_enum(ExportStatus))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    required_approvals: Mapped[int] = mapped_column(Integer, default=1)
+    check_record: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    project: Mapped[Project] = relationship(lazy="joined")
+    files: Mapped[list[ExportFile]] = relationship(
+        lazy="selectin", order_by="ExportFile.id", cascade="all, delete-orphan")
+    votes: Mapped[list[ReviewVote]] = relationship(lazy="selectin", order_by="ReviewVote.id")
+
+
+class ExportFile(Base):
+    """One file of a request: its outbox path, group justification and frozen copy."""
+
+    __tablename__ = "export_files"
+    __table_args__ = (UniqueConstraint("request_id", "path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("export_requests.id"), index=True)
+    path: Mapped[str] = mapped_column(String(512))
+    group: Mapped[str] = mapped_column(String(100), default="")
+    justification: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int | None] = mapped_column(Integer, default=None)
+    quarantine_key: Mapped[str | None] = mapped_column(String(700), default=None)
+    released_key: Mapped[str | None] = mapped_column(String(700), default=None)
+
+
+class ReviewVote(Base):
+    __tablename__ = "review_votes"
+    __table_args__ = (UniqueConstraint("request_id", "file_id", "reviewer", "round"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("export_requests.id"), index=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("export_files.id"))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    round: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[VoteDecision] = mapped_column(_enum(VoteDecision))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    override_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class DownloadLink(Base):
+    """A revocable, counted link to one released file; only its hash is stored."""
+
+    __tablename__ = "download_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("export_requests.id"), index=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("export_files.id"))
+    expires_at: Mapped[datetime]
+    max_downloads: Mapped[int] = mapped_column(Integer)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    revoked: Mapped[bool] = mapped_column(default=False)

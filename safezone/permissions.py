@@ -23,6 +23,7 @@ class Identity:
     name: str
     kind: str  # "user" or "service"
     scopes: frozenset[str]
+    browser: bool = False  # the token came from a hub OAuth login (a page), not an API token
 
     @property
     def is_admin(self) -> bool:
@@ -72,3 +73,31 @@ def check_can_end_grant(actor: Identity, grant_user: str) -> None:
     if actor.is_admin or actor.is_session_issuer:
         return
     raise PermissionDenied(f"only the hub or an administrator may end {grant_user}'s session")
+
+
+def export_parties(actor: Identity, requester: str, actor_is_project_member: bool,
+                   exclude_members: bool) -> set:
+    """The parties ``actor`` acts as on one export request (see exports.states.Party).
+
+    The requester is only ever the requester: never a reviewer or administrator of their
+    own request. Reviewers who are members of the project are excluded when the review
+    policy says so.
+    """
+    from .exports.states import Party
+
+    if actor.kind == "user" and actor.name == requester:
+        return {Party.REQUESTER}
+    parties = set()
+    if actor.is_reviewer and not (exclude_members and actor_is_project_member):
+        parties.add(Party.REVIEWER)
+    if actor.is_admin:
+        parties.add(Party.ADMIN)
+    return parties
+
+
+def check_browser_download(actor: Identity) -> None:
+    """Released files leave through a browser session only, never with an API token
+    (which is what a notebook server holds)."""
+    if not actor.browser:
+        raise PermissionDenied("released files are downloaded from the Safezone pages in a "
+                               "browser, not with an API token (브라우저에서만 내려받기 가능)")

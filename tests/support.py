@@ -255,3 +255,31 @@ def notebook_s3(stack: Stack, grant: dict):
     """An S3 client holding exactly the credentials a notebook server receives."""
     env = grant["environment"]
     return stack.minio.s3(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+
+
+def hub_login(stack: Stack, user: str) -> httpx.Client:
+    """A cookie-holding client logged in to the hub with the user's password."""
+    client = httpx.Client(base_url=stack.hub_url, timeout=60)
+    client.get("/hub/login")
+    response = client.post("/hub/login", data={"username": user,
+                                               "password": stack.passwords[user],
+                                               "_xsrf": client.cookies.get("_xsrf")})
+    assert response.status_code == 302, response.text[:300]
+    return client
+
+
+def browser_session(stack: Stack, user: str) -> httpx.Client:
+    """Logged in to the Safezone pages through the hub's OAuth, as a browser would be.
+
+    Requests carry the page cookie and the CSRF header the pages' forms carry.
+    """
+    from safezone.web.session import COOKIE, csrf_token
+
+    client = hub_login(stack, user)
+    response = client.get("/services/safezone/pages/", follow_redirects=True)
+    assert response.status_code in (200, 403), response.text[:300]
+    token = client.cookies.get(COOKIE)
+    assert token, "the OAuth login set no session cookie"
+    client.headers["X-Safezone-CSRF"] = csrf_token(token)
+    client.base_url = httpx.URL(f"{stack.hub_url}/services/safezone/")
+    return client

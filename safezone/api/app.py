@@ -9,13 +9,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from .. import audit, datasets, grants, memberships, projects
-from ..errors import NotAuthenticated, SafezoneError
+from ..errors import NotAuthenticated, PermissionDenied, SafezoneError
 from ..models import Dataset
 from ..permissions import SYSTEM, Identity, check_admin
+from ..web.pages import LoginRequired, page_error, page_router
+from ..web.session import COOKIE, HubOAuthClient, csrf_ok
 from ..zone import Zone
+from .exports_routes import export_router
 from .schemas import (
     ApproveIn,
     AttachIn,
@@ -61,20 +64,39 @@ def create_app(zone: Zone, *, sweep: bool = True) -> FastAPI:
     app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
 
     @app.exception_handler(SafezoneError)
-    async def _safezone_error(_request: Request, exc: SafezoneError) -> JSONResponse:
+    async def _safezone_error(request: Request, exc: SafezoneError) -> Response:
+        if request.url.path.startswith(("/pages", "/oauth_callback")):
+            return page_error(zone, oauth, request, exc)
         return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        return page_error(zone, oauth, request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         status, message = _validation_message(exc)
         return JSONResponse({"error": message}, status_code=status)
 
+    oauth = HubOAuthClient(zone.settings.hub_api_url, zone.settings.service_name,
+                           zone.settings.service_token, zone.settings.base_url)
+
     def caller(request: Request) -> Identity:
+        """The hub token in the Authorization header, or the page session cookie."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() not in {"token", "bearer"} or not token:
+        if header:
+            if scheme.lower() not in {"token", "bearer"} or not token:
+                raise NotAuthenticated("send a JupyterHub token: 'Authorization: token …'")
+            return zone.hub.identify(token.strip())
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
             raise NotAuthenticated("send a JupyterHub token: 'Authorization: token …'")
-        return zone.hub.identify(token.strip())
+        if request.method not in {"GET", "HEAD"} and not csrf_ok(
+                cookie, request.headers.get("x-safezone-csrf")):
+            raise PermissionDenied("cookie-authenticated changes need the X-Safezone-CSRF "
+                                   "header")
+        return zone.hub.identify(cookie)
 
     Actor = Annotated[Identity, Depends(caller)]
 
@@ -175,6 +197,9 @@ def create_app(zone: Zone, *, sweep: bool = True) -> FastAPI:
     def end(grant_id: str, actor: Actor) -> dict[str, str]:
         grants.end_grant(zone, actor, grant_id)
         return {"grant_id": grant_id, "status": "ended"}
+
+    app.include_router(export_router(zone, caller))
+    app.include_router(page_router(zone, oauth))
 
     # -- audit -------------------------------------------------------------------------
     @app.get("/api/audit/verify")

@@ -43,3 +43,26 @@ class SessionIn(Body):
     user: str = Field(max_length=64)
     project: str = Field(max_length=200)
     server_name: str = Field(default="", max_length=64)
+
+
+class ExportFileIn(Body):
+    path: str = Field(max_length=600)
+    group: str = Field(default="", max_length=100)
+    justification: str = Field(default="", max_length=4000)
+
+
+class ExportIn(Body):
+    project: str = Field(max_length=200)
+    title: str = Field(default="", max_length=200)
+    files: list[ExportFileIn] = Field(max_length=200)
+
+
+class ExportFilesIn(Body):
+    files: list[ExportFileIn] = Field(max_length=200)
+
+
+class VoteIn(Body):
+    file_id: int
+    decision: str
+    comment: str = Field(default="", max_length=4000)
+    override_reason: str = Field(default="", max_length=2000)

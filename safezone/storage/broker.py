@@ -8,12 +8,14 @@ issuer with an inline policy and an expiry; deleting one refuses its keys at onc
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import secrets
 import string
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio, MinioAdmin
@@ -35,6 +37,14 @@ ISSUER_POLICY_NAME = "safezone-session-issuer"
 MIN_IDENTITY_LIFETIME = timedelta(minutes=16)
 MAX_IDENTITY_LIFETIME = timedelta(days=364)
 _ALPHABET = string.ascii_uppercase + string.digits
+
+
+class ObjectMissing(StorageError):
+    status_code = 422
+
+
+class ObjectTooLarge(StorageError):
+    status_code = 413
 
 
 def _http_client() -> urllib3.PoolManager:
@@ -134,6 +144,63 @@ class StorageBroker:
         """Access keys of all live session identities."""
         listing = json.loads(self.issuer.list_service_account(self.settings.issuer_user))
         return [a["accessKey"] for a in listing.get("accounts") or []]
+
+    # -- export objects ----------------------------------------------------------------
+    def read_object(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        """The whole object, refusing anything over ``max_bytes`` before reading it."""
+        try:
+            response = self.s3.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
+                raise ObjectMissing(f"{bucket}/{key} does not exist") from exc
+            raise StorageError(f"MinIO refused to read {bucket}/{key}: {exc.code}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"MinIO unreachable while reading {bucket}/{key}") from exc
+        try:
+            size = int(response.headers.get("Content-Length", "0"))
+            if size > max_bytes:
+                raise ObjectTooLarge(f"{key} is {size} bytes, over the limit of {max_bytes}")
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def write_object(self, bucket: str, key: str, data: bytes) -> str:
+        """Store ``data``; returns its SHA-256 (what was written is what was hashed)."""
+        try:
+            self.s3.put_object(bucket, key, io.BytesIO(data), len(data))
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not store {bucket}/{key}: {exc}") from exc
+        return hashlib.sha256(data).hexdigest()
+
+    def list_keys(self, bucket: str, prefix: str, limit: int = 1000) -> list[tuple[str, int]]:
+        """(key, size) of the objects under ``prefix``, at most ``limit``."""
+        try:
+            found = []
+            for obj in self.s3.list_objects(bucket, prefix=prefix, recursive=True):
+                found.append((obj.object_name, obj.size or 0))
+                if len(found) >= limit:
+                    break
+            return found
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not list {bucket}/{prefix}: {exc}") from exc
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        try:
+            self.s3.remove_object(bucket, key)
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            log.warning("could not remove %s/%s: %s", bucket, key, exc)
+
+    def presigned_download(self, bucket: str, key: str, seconds: int, filename: str) -> str:
+        """A short-lived GET URL on the endpoint browsers use."""
+        public = urlparse(self.settings.public_endpoint)
+        signer = Minio(public.netloc, credentials=StaticProvider(
+            self.settings.root_user, self.settings.root_password),
+            secure=public.scheme == "https", region=self.settings.region)
+        disposition = f'attachment; filename="{filename}"'
+        return signer.presigned_get_object(
+            bucket, key, expires=timedelta(seconds=seconds),
+            response_headers={"response-content-disposition": disposition})
 
     # -- audit anchors ---------------------------------------------------------------
     def write_anchor(self, seq: int, digest: str) -> None:

@@ -1,0 +1,1 @@
+"""Export requests: freeze, check, review, release (the egress reviewer)."""

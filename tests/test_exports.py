@@ -1,0 +1,227 @@
+"""Export requests end to end on the real stack: freeze, checks, blind review, release,
+download through a browser session only, revocation; and the attacks that must fail."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+
+import httpx
+import pytest
+
+from .support import browser_session, issue_grant, notebook_s3, provision
+
+CLEAN_TABLE = b"region,sex,count\nSeoul,M,120\nSeoul,F,140\nBusan,M,45\nBusan,F,50\n"
+SMALL_CELL_TABLE = b"region,sex,count\nSeoul,M,120\nSeoul,F,3\n"
+
+
+@pytest.fixture
+def zone_user(stack):
+    """alice in a fresh project, with the notebook's S3 client and her outbox prefix."""
+    setup = provision(stack, member="alice")
+    s3 = notebook_s3(stack, issue_grant(stack, "alice", setup.project))
+    return setup, s3, f"{setup.project}/alice/"
+
+
+def put(s3, prefix: str, name: str, data: bytes) -> None:
+    s3.put_object(Bucket="outbox", Key=prefix + name, Body=data)
+
+
+def create(stack, project: str, *paths: str, user: str = "alice") -> dict:
+    response = stack.api(user).post("/api/exports", json={
+        "project": project, "title": "results",
+        "files": [{"path": p, "justification": "aggregate table"} for p in paths]})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def submitted(stack, project: str, *paths: str) -> dict:
+    request = create(stack, project, *paths)
+    response = stack.api("alice").post(f"/api/exports/{request['id']}/submit")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def vote_all(stack, request: dict, reviewer: str = "reviewer", decision: str = "approve",
+             **extra) -> httpx.Response:
+    response = None
+    for f in request["files"]:
+        response = stack.api(reviewer).post(f"/api/exports/{request['id']}/votes", json={
+            "file_id": f["id"], "decision": decision, "comment": extra.get("comment", ""),
+            "override_reason": extra.get("override_reason", "")})
+        assert response.status_code == 200, response.text
+    return response
+
+
+def test_clean_request_is_frozen_checked_approved_and_released(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "tables/counts.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "tables/counts.csv")
+    assert request["status"] == "in_review"
+    assert request["required_approvals"] == 1  # the record flags nothing above info
+    assert request["files"][0]["sha256"] == hashlib.sha256(CLEAN_TABLE).hexdigest()
+    record = request["check_record"]
+    assert record["schema"] == "safezone.check-record/1" and not record["flagged"]
+    released = vote_all(stack, request).json()
+    assert released["status"] == "released"
+    body = stack.minio.root_s3().get_object(Bucket="released",
+                                            Key=f"{request['id']}/tables/counts.csv")
+    assert body["Body"].read() == CLEAN_TABLE
+
+
+def test_outbox_edits_after_submit_change_nothing(stack, zone_user):
+    """TOCTOU: the released bytes are the submitted bytes, whatever the outbox says later."""
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    put(s3, prefix, "t.csv", b"region,count\nSecret,1\n")
+    vote_all(stack, request)
+    released = stack.minio.root_s3().get_object(Bucket="released", Key=f"{request['id']}/t.csv")
+    assert released["Body"].read() == CLEAN_TABLE
+
+
+def test_requester_can_never_vote(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    response = stack.api("alice").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": request["files"][0]["id"], "decision": "approve"})
+    assert response.status_code == 403 and "own" in response.json()["error"]
+    assert stack.api("bob").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": request["files"][0]["id"], "decision": "approve"}).status_code == 403
+
+
+def test_flagged_request_needs_two_blind_approvals_and_override(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "small.csv", SMALL_CELL_TABLE)
+    request = submitted(stack, setup.project, "small.csv")
+    assert request["check_record"]["flagged"] and request["required_approvals"] == 2
+    rules = {f["rule"] for f in request["check_record"]["files"][0]["findings"]}
+    assert "T001" in rules
+    file_id = request["files"][0]["id"]
+    refused = stack.api("reviewer").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": file_id, "decision": "approve"})
+    assert refused.status_code == 422 and "override" in refused.json()["error"]
+    stack.api("reviewer").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": file_id, "decision": "approve", "override_reason": "structural, public"}
+    ).raise_for_status()
+    assert stack.api("alice").get(f"/api/exports/{request['id']}").json()["votes"] == []
+    view = stack.api("admin").get(f"/api/exports/{request['id']}").json()
+    assert view["status"] == "in_review" and view["votes"] == []  # blind: not yet visible
+    assert stack.api("reviewer").get(f"/api/exports/{request['id']}").json()["votes"]
+    final = stack.api("admin").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": file_id, "decision": "reject", "comment": "cell of 3"})
+    assert final.status_code == 403  # admin is not an output checker in this setup
+    assert view["required_approvals"] == 2
+
+
+def test_changes_requested_returns_and_resubmits(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    returned = vote_all(stack, request, decision="request_changes",
+                        comment="round to 5").json()
+    assert returned["status"] == "returned"
+    assert stack.api("alice").get(f"/api/exports/{request['id']}").json()["votes"][0][
+        "comment"] == "round to 5"
+    put(s3, prefix, "t.csv", b"region,sex,count\nSeoul,M,120\nSeoul,F,140\n")
+    again = stack.api("alice").post(f"/api/exports/{request['id']}/submit").json()
+    assert again["status"] == "in_review" and again["round"] == 2
+
+
+def test_download_only_through_a_browser_session(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    vote_all(stack, request)
+    file_id = request["files"][0]["id"]
+    # an API token (what a notebook server holds) cannot make or use links
+    api = stack.api("alice").post(f"/api/exports/{request['id']}/files/{file_id}/links")
+    assert api.status_code == 403 and "browser" in api.json()["error"]
+    browser = browser_session(stack, "alice")
+    link = browser.post(f"api/exports/{request['id']}/files/{file_id}/links")
+    assert link.status_code == 201, link.text
+    redirect = browser.get(link.json()["url"])
+    assert redirect.status_code == 303
+    assert httpx.get(redirect.headers["location"]).content == CLEAN_TABLE
+    # bob cannot use alice's link
+    assert browser_session(stack, "bob").get(link.json()["url"]).status_code == 403
+    # revoke: the old link stops working
+    stack.api("reviewer").post(f"/api/exports/{request['id']}/revoke",
+                               json={"reason": "found a small cell"}).raise_for_status()
+    replay = browser.get(link.json()["url"])
+    assert replay.status_code == 403 and "revoked" in replay.json()["error"]
+
+
+def test_download_cap(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    vote_all(stack, request)
+    browser = browser_session(stack, "alice")
+    url = browser.post(f"api/exports/{request['id']}/files/{request['files'][0]['id']}/links"
+                       ).json()["url"]
+    codes = [browser.get(url).status_code for _ in range(6)]
+    assert codes == [303] * 5 + [403]
+
+
+@pytest.mark.parametrize("path", ["../bob/x.csv", "/etc/passwd", "a/../../x", "a\\b.csv",
+                                  "a//b.csv", "x\x00.csv", "dir/", "./t.csv", "ｔ.csv"])
+def test_path_attacks_are_refused(stack, zone_user, path):
+    setup, _, _ = zone_user
+    response = stack.api("alice").post("/api/exports", json={
+        "project": setup.project, "files": [{"path": path}]})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]
+
+
+def test_files_outside_own_outbox_cannot_be_exported(stack, zone_user):
+    setup, _, _ = zone_user
+    stack.minio.root_s3().put_object(Bucket="outbox", Key=f"{setup.project}/bob/b.csv",
+                                     Body=CLEAN_TABLE)
+    request = create(stack, setup.project, "b.csv")
+    response = stack.api("alice").post(f"/api/exports/{request['id']}/submit")
+    assert response.status_code == 422 and "not in your outbox" in response.json()["error"]
+    assert stack.api("alice").get(f"/api/exports/{request['id']}").json()["status"] == "draft"
+    # and a non-member cannot even open a request in the project
+    assert stack.api("bob").post("/api/exports", json={
+        "project": setup.project, "files": [{"path": "b.csv"}]}).status_code == 403
+
+
+def test_spoofed_extension_zip_bomb_pickle_and_size_are_flagged(stack, zone_user):
+    setup, s3, prefix = zone_user
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", b"\0" * (300 * 1024 * 1024))
+    put(s3, prefix, "innocent.csv", bomb.getvalue())
+    put(s3, prefix, "model.json", b"\x80\x04\x95" + b"\0" * 20)
+    put(s3, prefix, "fake.png", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "innocent.csv", "model.json", "fake.png")
+    by_path = {f["path"]: {x["rule"] for x in f["findings"]}
+               for f in request["check_record"]["files"]}
+    assert "F004" in by_path["innocent.csv"]
+    assert "F005" in by_path["model.json"]
+    assert "F002" in by_path["fake.png"]
+    assert request["required_approvals"] == 2
+
+
+def test_malformed_and_unknown(stack, zone_user):
+    setup, _, _ = zone_user
+    client = stack.api("alice")
+    bad = client.post("/api/exports", content=b"{", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400
+    assert client.get("/api/exports/ffffffffffffffff").status_code == 404
+    assert client.post("/api/exports", json={"project": setup.project, "files": []}
+                       ).status_code == 422
+
+
+def test_withdrawn_request_cannot_be_reviewed(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    assert stack.api("alice").post(f"/api/exports/{request['id']}/withdraw"
+                                   ).json()["status"] == "withdrawn"
+    response = stack.api("reviewer").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": request["files"][0]["id"], "decision": "approve"})
+    assert response.status_code == 409
