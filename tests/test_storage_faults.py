@@ -57,3 +57,68 @@ def test_grant_and_registration_fail_cleanly_while_minio_is_down(fragile):
     issued = grants.issue_grant(zone, SPAWNER, "alice", project)
     assert count(zone, SessionGrant) == 1
     assert issued.access_key in zone.broker.session_identities()
+
+
+def test_release_interrupted_by_minio_stopping_stays_approved_and_retry_completes(fragile):
+    """MinIO is really stopped after the first released file is written."""
+    from safezone.errors import SafezoneError
+    from safezone.exports import service
+    from safezone.permissions import REVIEW_SCOPE
+
+    minio, zone = fragile
+    project = unique("p")
+    projects.create_project(zone, ADMIN, project)
+    memberships.approve_membership(zone, ADMIN, project, "alice", zone.now() + timedelta(days=1))
+    alice = Identity("alice", "user", frozenset())
+    reviewer = Identity("rev", "user", frozenset({REVIEW_SCOPE}))
+    tables = {"a.csv": b"g,count\nx,120\n", "b.csv": b"g,count\ny,140\n"}
+    for name, body in tables.items():
+        zone.broker.write_object("outbox", f"{project}/alice/{name}", body)
+    request = service.create_request(zone, alice, project, "t",
+                                     [{"path": name} for name in tables])
+    request = service.submit(zone, alice, request["id"])
+
+    real_write = zone.broker.write_object
+    def write_then_crash(bucket, key, data):
+        digest = real_write(bucket, key, data)
+        if bucket == "released":
+            minio.process.stop()
+        return digest
+    zone.broker.write_object = write_then_crash
+    for f in request["files"][:-1]:
+        service.vote(zone, reviewer, request["id"], f["id"], "approve")
+    last = request["files"][-1]["id"]
+    view = service.vote(zone, reviewer, request["id"], last, "approve")  # release fails inside
+    assert view["status"] == "approved"
+    zone.broker.write_object = real_write
+
+    minio.restart()
+    with pytest.raises(SafezoneError):  # nothing can be downloaded from an approved request
+        service.create_link(zone, Identity("alice", "user", frozenset(), browser=True),
+                            request["id"], last)
+    released = service.release(zone, ADMIN, request["id"])
+    assert released["status"] == "released"
+    for name, body in tables.items():
+        got = zone.broker.read_object("released", f"{request['id']}/{name}", 1 << 20)
+        assert got == body
+
+
+def test_release_with_minio_down_writes_nothing(fragile):
+    from safezone.exports import service
+    from safezone.permissions import REVIEW_SCOPE
+
+    minio, zone = fragile
+    project = unique("p")
+    projects.create_project(zone, ADMIN, project)
+    memberships.approve_membership(zone, ADMIN, project, "alice", zone.now() + timedelta(days=1))
+    alice = Identity("alice", "user", frozenset())
+    zone.broker.write_object("outbox", f"{project}/alice/a.csv", b"g,count\nx,120\n")
+    request = service.submit(zone, alice, service.create_request(
+        zone, alice, project, "t", [{"path": "a.csv"}])["id"])
+    minio.process.stop()
+    view = service.vote(zone, Identity("rev", "user", frozenset({REVIEW_SCOPE})),
+                        request["id"], request["files"][0]["id"], "approve")
+    assert view["status"] == "approved"
+    minio.restart()
+    assert not list(zone.broker.s3.list_objects("released", prefix=f"{request['id']}/"))
+    assert service.release(zone, ADMIN, request["id"])["status"] == "released"
