@@ -42,4 +42,12 @@ elif [ ! -x "$CACHE/bin/minio" ] || [ "$(cat "$CACHE/minio.pin" 2>/dev/null)" !=
   GOBIN="$PWD/$CACHE/bin" GOFLAGS=-buildvcs=false go install "$MINIO_MODULE@$MINIO_PIN"
   echo "$MINIO_PIN" > "$CACHE/minio.pin"
 fi
+if [ ! -x /usr/bin/chromium ]; then  # page tests drive Debian's Chromium via Playwright
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's chromium (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+  else
+    say "chromium not installed: browser tests will be skipped (sudo apt-get install chromium)"
+  fi
+fi
 say "ready"
