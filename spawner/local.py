@@ -60,6 +60,7 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
         env = super().get_env()
         if self.grant:
             env.update(self.grant["environment"])
+            env["SAFEZONE_API_URL"] = self.control_plane_url
         return env
 
     def get_state(self) -> dict[str, Any]:

@@ -105,6 +105,29 @@ def test_forged_options_for_another_project_are_refused(stack, alice_server):
     assert "no approved membership" in response.text
 
 
+EXPORT_FROM_NOTEBOOK = """
+import pandas as pd
+from safezone.notebook import crosstab, save_table, submit_export
+df = pd.DataFrame({"sido": ["서울"] * 30 + ["부산"] * 30, "sex": ["M", "F"] * 30,
+                   "cost": [100.0] * 59 + [90000.0]})
+table, evidence = crosstab(df, "sido", "sex", values="cost")
+save_table(table, "tables/cost.csv", evidence=evidence)
+request = submit_export(["tables/cost.csv"], "cost", "aggregate")
+print(request["status"], sorted({x["rule"] for f in request["check_record"]["files"]
+                                 for x in f["findings"]}))
+"""
+
+
+def test_export_from_inside_the_notebook(stack, alice_server):
+    """The helper writes a table + evidence to the outbox and submits with the server's
+    own hub token; the server applies the dominance rule from the evidence."""
+    output = run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
+                      EXPORT_FROM_NOTEBOOK)
+    status, rules = output.strip().splitlines()[-1].split(" ", 1)
+    assert status == "in_review"
+    assert "T006" in rules  # one contributor dominates the 부산/F cell
+
+
 def test_revocation_stops_server_and_kills_credentials(stack, alice_server):
     output = run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
                       PROBE % {"dataset": alice_server.dataset, "raw": alice_server.raw_dataset})

@@ -63,6 +63,7 @@ def main() -> int:
 
     if len(sys.argv) > 2:
         cfg = client.Configuration.get_default_copy()
+        cfg.refresh_api_key_hook = None  # would reload the admin token
         cfg.api_key = {"authorization": "Bearer " + sys.argv[2]}
         try:
             client.CoreV1Api(client.ApiClient(cfg)).list_namespaced_pod("default")

@@ -104,6 +104,7 @@ wait_ok etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
   --service-account-key-file "$D/sa.pub" \
   --service-account-signing-key-file "$D/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
+  --allow-privileged=true \
   --profiling=false \
   > "$D/kube-apiserver.log" 2>&1 &
 PIDS+=($!)
