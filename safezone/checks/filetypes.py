@@ -45,17 +45,30 @@ def _zip_kind(data: bytes) -> str:
     return "xlsx" if "[Content_Types].xml" in names and "xl/workbook.xml" in names else "zip"
 
 
-def _text_kind(name: str, data: bytes) -> str:
+SNIFF_BYTES = 1 << 16
+
+
+def _head_text(data: bytes) -> str | None:
+    """The first 64 KiB as text, or None when it is not UTF-8 (a cut last character is fine)."""
+    head = data[:SNIFF_BYTES]
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return "binary"
-    if "\x00" in text:
+        return head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if len(data) > SNIFF_BYTES and exc.start >= len(head) - 3:
+            return head[:exc.start].decode("utf-8-sig")
+        return None
+
+
+def _text_kind(name: str, data: bytes) -> str:
+    text = _head_text(data)
+    if text is None or "\x00" in text:
         return "binary"
     ext = extension(name)
     if ext in {"json", "ipynb"} or text.lstrip()[:1] in "{[":
         try:
-            doc = json.loads(text)
+            doc = json.loads(data.decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            return "binary"
         except ValueError:
             return "txt" if ext not in {"json", "ipynb"} else "binary"
         if isinstance(doc, dict) and "cells" in doc and "nbformat" in doc:

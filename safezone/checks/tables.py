@@ -98,18 +98,37 @@ def frequency_findings(name: str, table: pa.Table, rules: RuleBook) -> Iterator[
                 yield rules.finding("T003", name, row=row + 1, column=column, base=base)
 
 
+SHORTEST_IDENTIFIER = 6  # "a@b.kr"; every other pattern is longer
+SMALLEST_NUMERIC_ID = 10**8  # numbers below this cannot hold a phone, card or RRN
+
+
+def _candidate_rows(column: pa.Array) -> list[int]:
+    """Rows whose text may hold an identifier: length and distinct-value shortcuts first,
+    then the RE2 pre-filter (over distinct values when the column repeats itself)."""
+    if len(column) == 0 or (pc.max(pc.utf8_length(column)).as_py() or 0) < SHORTEST_IDENTIFIER:
+        return []
+    distinct = pc.unique(column)
+    if len(distinct) * 2 < len(column):
+        suspicious = distinct.filter(pc.fill_null(
+            pc.match_substring_regex(distinct, PREFILTER), False))
+        if len(suspicious) == 0:
+            return []
+        return _cells(pc.is_in(column, value_set=suspicious)).to_pylist()
+    return _cells(pc.match_substring_regex(column, PREFILTER)).to_pylist()
+
+
 def identifier_findings(name: str, table: pa.Table, rules: RuleBook) -> Iterator[Finding]:
-    """Scan text cells: RE2 pre-filter over whole columns, exact checks on the candidates."""
+    """Scan text cells (and big integers, where RRNs and phones hide without their hyphens)."""
     for field in table.schema:
-        column = table[field.name]
-        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-            if pa.types.is_integer(field.type):  # 13-digit RRNs stored as numbers
-                column = pc.cast(column, pa.string())
-            else:
+        column = table[field.name].combine_chunks()
+        if pa.types.is_integer(field.type):
+            largest = pc.max(pc.abs(column)).as_py() if len(column) else None
+            if largest is None or largest < SMALLEST_NUMERIC_ID:
                 continue
-        column = column.combine_chunks()
-        hits = _cells(pc.match_substring_regex(column, PREFILTER))
-        for row in hits.to_pylist()[:MAX_CELL_FINDINGS * 4]:
+            column = pc.cast(column, pa.string())
+        elif not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        for row in _candidate_rows(column)[:MAX_CELL_FINDINGS * 4]:
             for match in scan_text(column[row].as_py()):
                 yield rules.finding(match.rule, name, row=row + 1, column=field.name,
                                     excerpt=mask(match.text))

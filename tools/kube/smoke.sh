@@ -105,6 +105,7 @@ wait_ok etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
   --service-account-signing-key-file "$D/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
   --allow-privileged=true \
+  --endpoint-reconciler-type none \
   --profiling=false \
   > "$D/kube-apiserver.log" 2>&1 &
 PIDS+=($!)
