@@ -104,3 +104,22 @@ def test_files_are_typed_by_content_not_name():
     assert "F002" in rules_of(run(("doc.pdf", b"a,b\n1,2\n")), "doc.pdf")
     assert "F001" not in rules_of(run(("doc.pdf", b"%PDF-1.7\n")), "doc.pdf")
     assert "F005" in rules_of(run(("x.txt", b"\x7fELF\x02\x01")), "x.txt")
+
+
+def test_records_follow_the_published_schema():
+    import jsonschema
+
+    from safezone.config import POLICIES_DIR
+
+    schema = json.loads((POLICIES_DIR / "disclosure" / "check-record.schema.json").read_text())
+    record = run(("t.csv", b"region,count\nA,4\n"), ("n.txt", "전화 010-2345-6789".encode()),
+                 ("x.bin", b"\x7fELF"))
+    jsonschema.validate(record, schema)
+    assert record["summary"]["fail"] >= 3
+
+
+def test_every_rule_has_both_languages_and_a_known_severity():
+    rules = load_rules()
+    for rule, spec in rules.messages.items():
+        assert spec["en"] and spec["ko"], rule
+        assert spec["severity"] in {"fail", "warn", "info"}
