@@ -6,13 +6,15 @@
 #   scripts/kube-tools.sh            # all tools
 #   scripts/kube-tools.sh etcd kwok  # only these
 #
-# Tools: etcd, kube-apiserver (wrapper modules under tools/kube/, see
-# tools/kube/README.md), kwok, helm, netpolicy (np-guard netpol-analyzer).
+# Tools: etcd, kube-apiserver, netpolicy (np-guard netpol-analyzer), built from
+# small wrapper modules under tools/kube/ (see tools/kube/README.md), and kwok,
+# helm, built with `go install <pkg>@<pin>`.
 # Builds run one after another; the first kube-apiserver build takes the longest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Pins. ETCD_PIN and K8S_PIN must match tools/kube/{etcd,kube-apiserver}/go.mod.
+# Pins. ETCD_PIN, K8S_PIN and NETPOL_PIN must match the go.mod of the wrapper
+# modules tools/kube/{etcd,kube-apiserver,netpolicy}; the script checks that.
 K8S_PIN="v1.34.12"      # k8s.io/kubernetes; staging modules replaced by v0.34.12
 ETCD_PIN="v3.6.16"      # go.etcd.io/etcd/server/v3 (Kubernetes 1.34 uses etcd 3.6)
 KWOK_PIN="v0.8.0"       # sigs.k8s.io/kwok
@@ -140,7 +142,7 @@ for t in "${tools[@]}"; do
     kwok)           install_tool kwok "$KWOK_PIN" sigs.k8s.io/kwok/cmd/kwok
                     write_kwok_stages ;;
     helm)           install_tool helm "$HELM_PIN" helm.sh/helm/v3/cmd/helm ;;
-    netpolicy)      install_tool netpolicy "$NETPOL_PIN" github.com/np-guard/netpol-analyzer/cmd/netpolicy ;;
+    netpolicy)      build_wrapper netpolicy "$NETPOL_PIN" github.com/np-guard/netpol-analyzer ;;
   esac
 done
 say "ready: $BIN"

@@ -49,10 +49,11 @@ def test_submit_review_download(stack, browser, tmp_path: Path):
 
     alice_ctx, alice = logged_in(browser, stack, "alice")
     alice.goto(f"{pages}/")
-    alice.get_by_role("checkbox", name="tables/counts.csv").check()
-    alice.fill(f"form:has(input[value='{setup.project}']) input[name=title]", "Counts by sex")
-    alice.get_by_label("justification for tables/counts.csv").fill("aggregate, n >= 10")
-    alice.get_by_role("button", name="제출 / Submit for review").click()
+    form = alice.locator(f"form:has(input[name=project][value='{setup.project}'])")
+    form.get_by_role("checkbox", name="tables/counts.csv").check()
+    form.locator("input[name=title]").fill("Counts by sex")
+    form.get_by_label("justification for tables/counts.csv").fill("aggregate, n >= 10")
+    form.get_by_role("button", name="제출 / Submit for review").click()
     alice.wait_for_load_state()
     assert alice.locator("#status").inner_text() == "in_review"
     request_url = alice.url
