@@ -46,10 +46,10 @@ mkdir -p "$BIN"
 export GOFLAGS="-buildvcs=false"   # the wrapper modules live inside this git repo
 export CGO_ENABLED=0               # static binaries, as upstream releases are
 
-# The stamp of a wrapper-module tool also covers its go.mod, go.sum and main.go,
-# so editing the wrapper triggers a rebuild.
-wrapper_stamp() {  # <pin> <dir>
-  printf '%s %s\n' "$1" "$(cat "$2/go.mod" "$2/go.sum" "$2/main.go" | sha256sum | cut -c1-16)"
+# The stamp of a wrapper-module tool also covers its go.mod, go.sum, main.go and
+# extra link flags, so editing the wrapper triggers a rebuild.
+wrapper_stamp() {  # <pin> <dir> <ldflags>
+  printf '%s %s\n' "$1" "$({ cat "$2/go.mod" "$2/go.sum" "$2/main.go"; printf '%s' "$3"; } | sha256sum | cut -c1-16)"
 }
 
 up_to_date() {  # <tool> <stamp>
@@ -67,7 +67,7 @@ build_wrapper() {
   local tool=$1 pin=$2 module=$3 ldflags=${4:-} dir="tools/kube/$1" stamp start
   [ -f "$dir/go.mod" ] || die "$dir/go.mod is missing"
   check_wrapper_pin "$dir" "$module" "$pin"
-  stamp=$(wrapper_stamp "$pin" "$dir")
+  stamp=$(wrapper_stamp "$pin" "$dir" "$ldflags")
   if up_to_date "$tool" "$stamp"; then
     say "$tool $pin: up to date ($BIN/$tool)"
     return
@@ -82,21 +82,28 @@ build_wrapper() {
   say "$tool $pin: built in $((SECONDS - start))s ($(du -h "$BIN/$tool" | cut -f1))"
 }
 
-# install_tool <tool> <pin> <package>: go install <package>@<pin>
+# install_tool <tool> <pin> <package> [ldflags]: go install <package>@<pin>
 install_tool() {
-  local tool=$1 pin=$2 pkg=$3 start
-  if up_to_date "$tool" "$pin"; then
+  local tool=$1 pin=$2 pkg=$3 ldflags=${4:-} stamp start
+  stamp=$pin
+  [ -z "$ldflags" ] || stamp="$pin $(printf '%s' "$ldflags" | sha256sum | cut -c1-16)"
+  if up_to_date "$tool" "$stamp"; then
     say "$tool $pin: up to date ($BIN/$tool)"
     return
   fi
   say "$tool $pin: go install $pkg@$pin"
   start=$SECONDS
   rm -f "$KUBE_DIR/$tool.pin"
-  GOBIN="$PWD/$BIN" go install -trimpath -ldflags "-s -w" "$pkg@$pin" \
+  GOBIN="$PWD/$BIN" go install -trimpath -ldflags "-s -w $ldflags" "$pkg@$pin" \
     || die "$tool $pin: go install failed (see the output above)"
   [ -x "$BIN/$tool" ] || die "$tool $pin: go install produced no $BIN/$tool"
-  echo "$pin" > "$KUBE_DIR/$tool.pin"
+  echo "$stamp" > "$KUBE_DIR/$tool.pin"
   say "$tool $pin: built in $((SECONDS - start))s ($(du -h "$BIN/$tool" | cut -f1))"
+}
+
+# module_dir <module@version>: its directory in the module cache (downloads it).
+module_dir() {
+  go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
 }
 
 # kwok runs no Stage unless given some; write upstream's default ones (what
@@ -110,7 +117,7 @@ write_kwok_stages() {
     say "kwok stages $KWOK_PIN: up to date ($out)"
     return
   fi
-  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_PIN" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  dir=$(module_dir "sigs.k8s.io/kwok@$KWOK_PIN")
   [ -n "$dir" ] && [ -d "$dir/kustomize/stage" ] || die "kwok stages: sigs.k8s.io/kwok@$KWOK_PIN not found in the module cache"
   {
     echo "$header"
@@ -135,13 +142,29 @@ k8s_version_ldflags() {
   printf '%s' "$f"
 }
 
+# What helm's own Makefile stamps in: its version, and the Kubernetes version
+# that `helm template`/`helm lint` assume by default (client-go v0.N -> 1.N);
+# without these, helm reports "v3.22" and assumes Kubernetes 1.20.
+helm_ldflags() {
+  local dir k8s minor
+  dir=$(module_dir "helm.sh/helm/v3@$HELM_PIN")
+  [ -n "$dir" ] && [ -f "$dir/go.mod" ] || die "helm $HELM_PIN: module not found in the module cache"
+  k8s=$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$dir/go.mod")
+  minor=${k8s#v0.}; minor=${minor%%.*}
+  [[ "$minor" =~ ^[0-9]+$ ]] || die "helm $HELM_PIN: cannot read its k8s.io/client-go version"
+  printf ' -X helm.sh/helm/v3/internal/version.version=%s' "$HELM_PIN"
+  printf ' -X helm.sh/helm/v3/internal/version.gitTreeState=clean'
+  printf ' -X helm.sh/helm/v3/pkg/%s.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/%s.k8sVersionMinor=%s' \
+    chartutil chartutil "$minor" lint/rules lint/rules "$minor"
+}
+
 for t in "${tools[@]}"; do
   case "$t" in
     etcd)           build_wrapper etcd "$ETCD_PIN" go.etcd.io/etcd/server/v3 ;;
     kube-apiserver) build_wrapper kube-apiserver "$K8S_PIN" k8s.io/kubernetes "$(k8s_version_ldflags)" ;;
     kwok)           install_tool kwok "$KWOK_PIN" sigs.k8s.io/kwok/cmd/kwok
                     write_kwok_stages ;;
-    helm)           install_tool helm "$HELM_PIN" helm.sh/helm/v3/cmd/helm ;;
+    helm)           install_tool helm "$HELM_PIN" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)" ;;
     netpolicy)      build_wrapper netpolicy "$NETPOL_PIN" github.com/np-guard/netpol-analyzer ;;
   esac
 done

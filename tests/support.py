@@ -120,7 +120,7 @@ class ThreadedServer:
         self.thread.join(10)
 
 
-USERS = ("admin", "reviewer", "alice", "bob", "carol")
+USERS = ("admin", "reviewer", "dave", "alice", "bob", "carol")
 
 
 @dataclass
@@ -176,7 +176,7 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
         "SAFEZONE_SPAWNER_TOKEN": spawner_token,
         "SAFEZONE_USERS_FILE": str(users_file),
         "SAFEZONE_ADMINS": "admin",
-        "SAFEZONE_REVIEWERS": "reviewer",
+        "SAFEZONE_REVIEWERS": "reviewer,dave",
         "SAFEZONE_WORKSPACE_ROOT": str(tmp_dir / "workspaces"),
         "SAFEZONE_START_TIMEOUT": "90",
     }

@@ -110,10 +110,39 @@ def test_flagged_request_needs_two_blind_approvals_and_override(stack, zone_user
     view = stack.api("admin").get(f"/api/exports/{request['id']}").json()
     assert view["status"] == "in_review" and view["votes"] == []  # blind: not yet visible
     assert stack.api("reviewer").get(f"/api/exports/{request['id']}").json()["votes"]
-    final = stack.api("admin").post(f"/api/exports/{request['id']}/votes", json={
+    not_checker = stack.api("admin").post(f"/api/exports/{request['id']}/votes", json={
         "file_id": file_id, "decision": "reject", "comment": "cell of 3"})
-    assert final.status_code == 403  # admin is not an output checker in this setup
-    assert view["required_approvals"] == 2
+    assert not_checker.status_code == 403  # admin is not an output checker in this setup
+    second = stack.api("dave").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": file_id, "decision": "approve", "override_reason": "published elsewhere"})
+    assert second.json()["status"] == "released"
+    votes = stack.api("alice").get(f"/api/exports/{request['id']}").json()["votes"]
+    assert sorted(v["reviewer"] for v in votes) == ["dave", "reviewer"]  # visible once decided
+
+
+def test_conflicting_votes_bring_in_a_further_reviewer(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "small.csv", SMALL_CELL_TABLE)
+    request = submitted(stack, setup.project, "small.csv")
+    file_id = request["files"][0]["id"]
+    stack.api("reviewer").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": file_id, "decision": "approve", "override_reason": "ok"}).raise_for_status()
+    after = stack.api("dave").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": file_id, "decision": "reject", "comment": "cell of 3"}).json()
+    assert after["status"] == "in_review" and after["required_approvals"] == 3
+
+
+def test_a_reviewer_cannot_review_their_own_request(stack):
+    setup = provision(stack, member="dave")
+    s3 = notebook_s3(stack, issue_grant(stack, "dave", setup.project))
+    s3.put_object(Bucket="outbox", Key=f"{setup.project}/dave/t.csv", Body=CLEAN_TABLE)
+    request = create(stack, setup.project, "t.csv", user="dave")
+    stack.api("dave").post(f"/api/exports/{request['id']}/submit").raise_for_status()
+    response = stack.api("dave").post(f"/api/exports/{request['id']}/votes", json={
+        "file_id": request["files"][0]["id"], "decision": "approve"})
+    assert response.status_code == 403 and "own" in response.json()["error"]
+    page = browser_session(stack, "dave").get(f"pages/review/{request['id']}")
+    assert page.status_code == 403 and "본인 요청" in page.text
 
 
 def test_changes_requested_returns_and_resubmits(stack, zone_user):

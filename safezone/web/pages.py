@@ -96,6 +96,13 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
         me, token = who(request)
         return render("request.html", me, token, r=service.get_request(zone, me, request_id))
 
+    @router.post("/pages/requests/{request_id}/submit")
+    async def resubmit(request: Request, request_id: str) -> RedirectResponse:
+        me, token = who(request)
+        await checked_form(request, token)
+        service.submit(zone, me, request_id)
+        return go(f"pages/requests/{request_id}")
+
     @router.post("/pages/requests/{request_id}/withdraw")
     async def withdraw(request: Request, request_id: str) -> RedirectResponse:
         me, token = who(request)
