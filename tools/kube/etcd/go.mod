@@ -1,7 +1,8 @@
 // Wrapper module that builds the etcd server for local tests. Pins are kept in
-// step with scripts/kube-tools.sh (ETCD_PIN). Only the upstream module is
-// required directly; etcd's own replace directives point its sibling modules
-// (api, client/pkg, client/v3, pkg) at the same tag, which MVS selects anyway.
+// step with scripts/kube-tools.sh (ETCD_PIN). etcd's server module replaces its
+// sibling modules (api, client/pkg, client/v3, pkg) with ../ directories, which
+// `go install` refuses; no replace is needed here, since the server module also
+// requires those siblings at the same tag and that is what gets selected.
 module safezone.local/tools/kube/etcd
 
 go 1.26.0
