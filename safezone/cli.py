@@ -18,8 +18,10 @@ datasets_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 members_app = typer.Typer(help="Memberships.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 local_app = typer.Typer(help="The one-machine zone.", no_args_is_help=True)
+exports_app = typer.Typer(help="Export requests (반출 요청).", no_args_is_help=True)
 for sub, name in ((projects_app, "projects"), (datasets_app, "datasets"),
-                  (members_app, "members"), (audit_app, "audit"), (local_app, "local")):
+                  (members_app, "members"), (audit_app, "audit"), (local_app, "local"),
+                  (exports_app, "exports")):
     app.add_typer(sub, name=name)
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/safezone"
@@ -34,7 +36,8 @@ def _client() -> httpx.Client:
     if not token:
         raise CliError("set SAFEZONE_TOKEN to your JupyterHub API token "
                        "(the local zone prints one for admin)")
-    url = os.environ.get("SAFEZONE_URL", DEFAULT_URL).rstrip("/")
+    url = (os.environ.get("SAFEZONE_URL") or os.environ.get("SAFEZONE_API_URL")
+           or DEFAULT_URL).rstrip("/")
     return httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"token {token}"})
 
 
@@ -143,6 +146,35 @@ def audit_verify() -> None:
     for finding in result["findings"]:
         typer.echo(f"{finding['kind']}: event {finding['seq']}: {finding['detail']}")
     raise CliError(f"audit chain broken: {len(result['findings'])} finding(s)")
+
+
+@exports_app.command("submit")
+def export_submit(files: list[str], project: str = typer.Option(
+        None, help="project (default: $SAFEZONE_PROJECT in a notebook)"),
+        title: str = "", justification: str = "") -> None:
+    """Ask to export FILES (paths inside your outbox) and submit them for review."""
+    project = project or os.environ.get("SAFEZONE_PROJECT")
+    if not project:
+        raise CliError("--project is required outside a Safezone notebook")
+    created = call("POST", "/api/exports", {"project": project, "title": title, "files": [
+        {"path": f, "justification": justification} for f in files]})
+    show(call("POST", f"/api/exports/{created['id']}/submit"))
+
+
+@exports_app.command("list")
+def export_list() -> None:
+    show([{k: r[k] for k in ("id", "project", "title", "status")}
+          for r in call("GET", "/api/exports")])
+
+
+@exports_app.command("show")
+def export_show(request_id: str) -> None:
+    show(call("GET", f"/api/exports/{request_id}"))
+
+
+@exports_app.command("withdraw")
+def export_withdraw(request_id: str) -> None:
+    show(call("POST", f"/api/exports/{request_id}/withdraw"))
 
 
 @local_app.command("up")

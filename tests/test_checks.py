@@ -123,3 +123,18 @@ def test_every_rule_has_both_languages_and_a_known_severity():
     for rule, spec in rules.messages.items():
         assert spec["en"] and spec["ko"], rule
         assert spec["severity"] in {"fail", "warn", "info"}
+
+
+def test_size_limits_per_file_and_request():
+    import dataclasses
+
+    from safezone.checks.runner import check_file
+
+    small = dataclasses.replace(load_rules(), files={**load_rules().files,
+                                                     "max_file_bytes": 100,
+                                                     "max_request_bytes": 150})
+    _, findings = check_file(FileInput("big.csv", b"a,count\n" + b"x,100\n" * 50, "h"), small)
+    assert [f.rule for f in findings] == ["F003"]
+    record = check_request("r", [FileInput(f"{i}.txt", b"x" * 80, "h") for i in range(2)],
+                           rules=small)
+    assert [f["rule"] for f in record["request_findings"]] == ["F003"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 
 import httpx
@@ -65,9 +66,12 @@ def test_clean_request_is_frozen_checked_approved_and_released(stack, zone_user)
     assert record["schema"] == "safezone.check-record/1" and not record["flagged"]
     released = vote_all(stack, request).json()
     assert released["status"] == "released"
-    body = stack.minio.root_s3().get_object(Bucket="released",
-                                            Key=f"{request['id']}/tables/counts.csv")
+    root = stack.minio.root_s3()
+    body = root.get_object(Bucket="released", Key=f"{request['id']}/tables/counts.csv")
     assert body["Body"].read() == CLEAN_TABLE
+    shipped = root.get_object(Bucket="released",
+                              Key=f"{request['id']}/safezone-check-record.json")
+    assert json.loads(shipped["Body"].read())["request"] == request["id"]
 
 
 def test_outbox_edits_after_submit_change_nothing(stack, zone_user):
@@ -254,3 +258,33 @@ def test_withdrawn_request_cannot_be_reviewed(stack, zone_user):
     response = stack.api("reviewer").post(f"/api/exports/{request['id']}/votes", json={
         "file_id": request["files"][0]["id"], "decision": "approve"})
     assert response.status_code == 409
+
+
+def test_export_cli_from_a_notebook_environment(stack, zone_user):
+    import os
+    import subprocess
+    import sys
+
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "cli.csv", CLEAN_TABLE)
+    env = {**os.environ, "SAFEZONE_API_URL": stack.control_plane.url,
+           "JUPYTERHUB_API_TOKEN": stack.tokens["alice"], "SAFEZONE_PROJECT": setup.project}
+    env.pop("SAFEZONE_URL", None)
+    env.pop("SAFEZONE_TOKEN", None)
+    done = subprocess.run([sys.executable, "-m", "safezone.cli", "exports", "submit", "cli.csv",
+                           "--title", "from the CLI", "--justification", "table"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "in_review"
+
+
+def test_oversized_file_is_refused_at_submit_without_copying(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "huge.csv", b"x" * (50 * 1024 * 1024 + 1))
+    request = create(stack, setup.project, "huge.csv")
+    response = stack.api("alice").post(f"/api/exports/{request['id']}/submit")
+    assert response.status_code == 422 and "too large" in response.json()["error"]
+    assert stack.api("alice").get(f"/api/exports/{request['id']}").json()["status"] == "draft"
+    frozen = stack.minio.root_s3().list_objects_v2(Bucket="egress-quarantine",
+                                                   Prefix=f"{request['id']}/")
+    assert frozen.get("KeyCount", 0) == 0

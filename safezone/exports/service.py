@@ -5,6 +5,7 @@ permissions through ``permissions.export_parties``; every change is audited.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from datetime import timedelta
@@ -40,6 +41,7 @@ from .states import TERMINAL, Party, next_state
 log = logging.getLogger(__name__)
 S = ExportStatus
 OUTBOX, QUARANTINE, RELEASED = "outbox", "egress-quarantine", "released"
+CHECK_RECORD = "safezone-check-record.json"
 SYSTEM_PARTY = {Party.SYSTEM}
 
 
@@ -319,6 +321,10 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
             key = f"{request_id}/{path}"
             zone.broker.write_object(RELEASED, key, data)
             written[file_id] = key
+        with zone.sessions() as db:  # the check record travels with the released files
+            record = _get(db, request_id).check_record or {}
+        zone.broker.write_object(RELEASED, f"{request_id}/{CHECK_RECORD}",
+                                 json.dumps(record, ensure_ascii=False, indent=1).encode())
     except Exception:
         for key in written.values():
             zone.broker.delete_object(RELEASED, key)
