@@ -20,11 +20,12 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp="$CACHE/pip.stamp"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  # constraints.txt pins the versions CI last passed with (regenerate: pip freeze)
+  .venv/bin/pip install -q -c constraints.txt -e '.[test]'
   echo "$want" > "$stamp"
 fi
 

@@ -3,5 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+if command -v go >/dev/null; then  # Kubernetes tests: etcd, kube-apiserver, kwok, helm
+  scripts/kube-tools.sh
+else
+  echo "[test] go not found: Kubernetes tests will be skipped (they say how to build)"
+fi
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -56,3 +56,16 @@ def clock(stack: Stack) -> Iterator:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory):
+    """A real kube-apiserver + etcd + kwok; skipped only when the binaries are absent."""
+    from .kube_cluster import BUILD_HINT, missing_binaries, start_cluster
+
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"Kubernetes test binaries missing ({', '.join(missing)}): {BUILD_HINT}")
+    cluster = start_cluster(tmp_path_factory.mktemp("kube"))
+    yield cluster
+    cluster.stop()
