@@ -1,0 +1,1 @@
+"""Kubernetes mode: project namespaces and their policies."""

@@ -1,0 +1,74 @@
+"""Project namespaces: render ``policies/kubernetes/project-namespace.yaml`` and apply it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, utils
+from kubernetes.client.rest import ApiException
+
+from ..config import POLICIES_DIR
+from ..naming import check_project_name
+
+NAMESPACE_PREFIX = "sz-"
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    system_namespace: str = "safezone"
+    hub_service_account: str = "hub"
+
+
+def namespace_for(project: str) -> str:
+    return NAMESPACE_PREFIX + check_project_name(project)
+
+
+def _fill(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return node.format(**values)
+    if isinstance(node, list):
+        return [_fill(item, values) for item in node]
+    if isinstance(node, dict):
+        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
+    return node
+
+
+def render_project(project: str, settings: KubeSettings,
+                   policies_dir: Path = POLICIES_DIR) -> list[dict[str, Any]]:
+    """The manifests of one project namespace."""
+    template = yaml.safe_load((policies_dir / "kubernetes" / "project-namespace.yaml")
+                              .read_text())
+    values = {"project": project, "namespace": namespace_for(project),
+              "system_namespace": settings.system_namespace,
+              "hub_service_account": settings.hub_service_account}
+    return _fill(template, values)
+
+
+def provision_project(api: client.ApiClient, project: str, settings: KubeSettings) -> list[str]:
+    """Create (or leave in place) the namespace and its policies; returns what was created."""
+    created = []
+    for manifest in render_project(project, settings):
+        try:
+            utils.create_from_dict(api, manifest)
+            created.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+        except utils.FailToCreateError as exc:
+            if not all(isinstance(e, ApiException) and e.status == 409 for e in exc.api_exceptions):
+                raise
+    return created
+
+
+def end_project_sessions(api: client.ApiClient, project: str) -> int:
+    """Archiving: delete the project's notebook pods and their grant Secrets."""
+    core = client.CoreV1Api(api)
+    namespace = namespace_for(project)
+    selector = "safezone.io/component=notebook"
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    for pod in pods:
+        core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+    for secret in core.list_namespaced_secret(namespace,
+                                              label_selector="safezone.io/session").items:
+        core.delete_namespaced_secret(secret.metadata.name, namespace)
+    return len(pods)
