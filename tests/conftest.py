@@ -69,3 +69,27 @@ def kube(tmp_path_factory: pytest.TempPathFactory):
     cluster = start_cluster(tmp_path_factory.mktemp("kube"))
     yield cluster
     cluster.stop()
+
+
+NOTEBOOK_IMAGE = "registry.example/safezone/notebook:1.0"
+
+
+@pytest.fixture(scope="session")
+def kube_policies(kube):
+    """The cluster-wide parts the chart installs: admission policies, their parameters
+    (allowed images), and the hub's per-project role."""
+    import yaml
+    from kubernetes import client, utils
+
+    from safezone.config import POLICIES_DIR
+
+    api = kube.api_client()
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="safezone-system")))
+    core.create_namespaced_config_map("safezone-system", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="safezone-admission"),
+        data={"allowedImages": f"{NOTEBOOK_IMAGE}, registry.example/safezone/notebook:0.9"}))
+    for name in ("admission.yaml", "hub-project-role.yaml"):
+        for doc in yaml.safe_load_all((POLICIES_DIR / "kubernetes" / name).read_text()):
+            utils.create_from_dict(api, doc)
+    return api

@@ -10,29 +10,19 @@ from __future__ import annotations
 import copy
 
 import pytest
-import yaml
-from kubernetes import client, utils
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from safezone.config import POLICIES_DIR
-
+from .conftest import NOTEBOOK_IMAGE as IMAGE
 from .kube_cluster import NODE
 from .support import wait_until
 
 pytestmark = pytest.mark.integration
-IMAGE = "registry.example/safezone/notebook:1.0"
 
 
 @pytest.fixture(scope="module")
-def api(kube):
-    api_client = kube.api_client()
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="safezone-system")))
-    core.create_namespaced_config_map("safezone-system", client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="safezone-admission"),
-        data={"allowedImages": f"{IMAGE}, registry.example/safezone/notebook:0.9"}))
-    for doc in yaml.safe_load_all((POLICIES_DIR / "kubernetes" / "admission.yaml").read_text()):
-        utils.create_from_dict(api_client, doc)
+def api(kube_policies):
+    core = client.CoreV1Api(kube_policies)
     for name, level in (("sz-relaxed", "privileged"), ("sz-strict", "restricted")):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
             name=name, labels={"safezone.io/project": "demo",

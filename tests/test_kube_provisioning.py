@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from safezone.config import POLICIES_DIR
 from safezone.kube.provision import (
     KubeSettings,
     namespace_for,
@@ -26,12 +25,8 @@ HUB = "system:serviceaccount:safezone:hub"
 
 
 @pytest.fixture(scope="module")
-def cluster_api(kube):
-    api = kube.api_client()
-    for doc in yaml.safe_load_all((POLICIES_DIR / "kubernetes" / "hub-project-role.yaml")
-                                  .read_text()):
-        utils.create_from_dict(api, doc)
-    return api
+def cluster_api(kube_policies):
+    return kube_policies
 
 
 def can(api, user: str, verb: str, resource: str, namespace: str) -> bool:

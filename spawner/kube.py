@@ -1,0 +1,120 @@
+"""Kubernetes Safezone spawner: KubeSpawner with a session grant.
+
+The pod runs in the project's namespace (provisioned by the control plane), carries the
+Safezone labels, the restricted security context and no service-account token; the
+grant's credentials live in a per-session Secret ``sz-grant-<grant id>`` read through
+``envFrom`` and deleted with the pod.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from traitlets import default
+
+from .grants import GrantMixin
+
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def namespace_for(project: str) -> str:
+    from safezone.kube.provision import namespace_for as control_plane_rule
+
+    return control_plane_rule(project)
+
+
+class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
+    """One pod per server, in ``sz-<project>``, under a session grant."""
+
+    @default("uid")
+    def _default_uid(self) -> int:
+        return 1000
+
+    @default("fs_gid")
+    def _default_fs_gid(self) -> int:
+        return 100
+
+    @default("automount_service_account_token")
+    def _default_automount(self) -> bool:
+        return False
+
+    @default("container_security_context")
+    def _default_container_security_context(self) -> dict:
+        return dict(RESTRICTED_CONTAINER)
+
+    @default("pod_security_context")
+    def _default_pod_security_context(self) -> dict:
+        return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+    @default("cpu_limit")
+    def _default_cpu_limit(self) -> float:
+        return 2.0
+
+    @default("mem_limit")
+    def _default_mem_limit(self) -> str:
+        return "4G"
+
+    @default("cpu_guarantee")
+    def _default_cpu_guarantee(self) -> float:
+        return 0.25
+
+    @default("mem_guarantee")
+    def _default_mem_guarantee(self) -> str:
+        return "1G"
+
+    def grant_secret_name(self) -> str:
+        return f"sz-grant-{self.grant_id}"
+
+    async def load_user_options(self) -> None:
+        """Runs inside start() before pods are watched: get the grant, pick the namespace."""
+        await super().load_user_options()
+        grant = await self.acquire_grant()
+        self.namespace = namespace_for(grant["project"])
+        self.extra_labels = {**self.extra_labels,
+                             "safezone.io/project": grant["project"],
+                             "safezone.io/user": self.user.name,
+                             "safezone.io/component": "notebook",
+                             "safezone.io/session": grant["grant_id"]}
+        secret_ref = {"secretRef": {"name": self.grant_secret_name()}}
+        self.extra_container_config = {**self.extra_container_config, "envFrom": [secret_ref]}
+        try:
+            await self._create_grant_secret(grant)
+        except Exception:
+            await self.release_grant()
+            raise
+
+    async def _create_grant_secret(self, grant: dict[str, Any]) -> None:
+        environment = {**grant["environment"], "SAFEZONE_API_URL": self.control_plane_url}
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": self.grant_secret_name(), "labels": {
+                    "safezone.io/session": grant["grant_id"],
+                    "safezone.io/user": self.user.name,
+                    "safezone.io/project": grant["project"]}},
+                "data": {k: base64.b64encode(v.encode()).decode()
+                         for k, v in environment.items()}}
+        await self.api.create_namespaced_secret(self.namespace, body)
+
+    async def stop(self, now: bool = False) -> None:
+        try:
+            await super().stop(now=now)
+        finally:
+            if self.grant_id:
+                try:
+                    await self.api.delete_namespaced_secret(self.grant_secret_name(),
+                                                            self.namespace)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+            await self.release_grant()
+
+    def get_state(self) -> dict[str, Any]:
+        return self.grant_state(super().get_state())
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.load_grant_state(state)
