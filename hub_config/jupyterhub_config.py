@@ -77,6 +77,14 @@ if mode == "local":
     c.SafeZoneLocalSpawner.workspace_root = env(
         "SAFEZONE_WORKSPACE_ROOT", os.path.join(state_dir, "workspaces"))
 c.SafeZoneLocalSpawner.control_plane_url = control_plane_url
+if mode == "kubernetes":
+    c.JupyterHub.spawner_class = "spawner.kube.SafeZoneKubeSpawner"
+    c.JupyterHub.hub_connect_ip = env("SAFEZONE_HUB_CONNECT_HOST", "hub")
+    c.SafeZoneKubeSpawner.control_plane_url = control_plane_url
+    c.SafeZoneKubeSpawner.image = env("SAFEZONE_NOTEBOOK_IMAGE", "")
+    c.SafeZoneKubeSpawner.start_timeout = int(env("SAFEZONE_START_TIMEOUT", "300"))
+    if env("SAFEZONE_OIDC_ISSUER"):
+        c.JupyterHub.authenticator_class = "generic-oauth"
 c.JupyterHub.allow_named_servers = True  # e.g. one server per project
 c.JupyterHub.named_server_limit_per_user = int(env("SAFEZONE_SERVERS_PER_USER", "3"))
 c.Spawner.default_url = "/lab"

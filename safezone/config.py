@@ -41,6 +41,7 @@ class Settings:
     service_token: str = ""  # JUPYTERHUB_API_TOKEN of the control-plane service
     session_ttl_hours: float = 12.0
     base_url: str = "/services/safezone/"
+    kubernetes: bool = False  # provision a namespace per project
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,4 +63,5 @@ class Settings:
             service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
             session_ttl_hours=float(_env("SESSION_TTL_HOURS", "12") or 12),
             base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/safezone/"),
+            kubernetes=_env("MODE", "local") == "kubernetes",
         )

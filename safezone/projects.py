@@ -40,6 +40,11 @@ def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> d
     check_project_name(name)
     if len(title) > 200:
         raise InvalidInput("title is longer than 200 characters")
+    with zone.sessions() as db:
+        if db.scalar(select(Project.id).where(Project.name == name)) is not None:
+            raise Conflict(f"a project named {name!r} already exists")
+    if zone.namespaces is not None:  # idempotent: a failed insert leaves a reusable namespace
+        zone.namespaces.provision(name)
     with zone.unit_of_work() as db:
         if db.scalar(select(Project.id).where(Project.name == name)) is not None:
             raise Conflict(f"a project named {name!r} already exists")
@@ -104,3 +109,5 @@ def archive_project(zone: Zone, actor: Identity, name: str) -> None:
         project.status = ProjectStatus.ARCHIVED
         zone.record(db, actor, "project.archived", f"project:{name}")
     grants.end_grants_where(zone, actor, project_name=name, reason="project archived")
+    if zone.namespaces is not None:
+        zone.namespaces.end_sessions(name)

@@ -31,17 +31,24 @@ class Zone:
     broker: StorageBroker
     hub: HubClient
     clock: Clock = field(default_factory=Clock)
+    namespaces: Any = None  # kube.provision.ProjectNamespaces in Kubernetes mode
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> Zone:
         if run_migrations:
             migrate(settings.database_url)
         engine = make_engine(settings.database_url)
+        namespaces = None
+        if settings.kubernetes:
+            from .kube.provision import ProjectNamespaces
+
+            namespaces = ProjectNamespaces.from_environment()
         return cls(
             settings=settings,
             sessions=session_factory(engine),
             broker=StorageBroker(settings.storage),
             hub=HubClient(settings.hub_api_url, settings.service_token),
+            namespaces=namespaces,
         )
 
     def now(self) -> datetime:

@@ -152,3 +152,35 @@ def test_notebook_egress(world, dest, dest_ip, port, protocol, expected):
     ("safezone/minio", False)])
 def test_notebook_ingress(world, source, expected):
     assert allowed(world, source, dest=NOTEBOOK, port=8888) is expected
+
+
+@pytest.mark.integration
+def test_control_plane_provisions_on_create_and_clears_on_archive(stack, kube_policies):
+    """Through the REST API: a new project gets its namespace; archiving removes its
+    running notebook pods and their grant Secrets."""
+    from safezone.kube.provision import ProjectNamespaces
+
+    from .support import unique
+
+    stack.zone.namespaces = ProjectNamespaces(kube_policies, SETTINGS)
+    try:
+        name = unique("kp")
+        stack.api("admin").post("/api/projects", json={"name": name}).raise_for_status()
+        core = client.CoreV1Api(kube_policies)
+        namespace = namespace_for(name)
+        assert core.read_namespace(namespace).metadata.labels["safezone.io/project"] == name
+        from .test_kube_admission import good_pod
+
+        pod = good_pod("nb")
+        pod["metadata"]["labels"]["safezone.io/project"] = name
+        core.create_namespaced_secret(namespace, client.V1Secret(metadata=client.V1ObjectMeta(
+            name="sz-grant-g1", labels={"safezone.io/session": "g1"})))
+        core.create_namespaced_pod(namespace, pod)
+        stack.api("admin").post(f"/api/projects/{name}/archive").raise_for_status()
+        assert not core.list_namespaced_secret(namespace,
+                                               label_selector="safezone.io/session").items
+        from .support import wait_until
+
+        wait_until(lambda: not core.list_namespaced_pod(namespace).items, timeout=30)
+    finally:
+        stack.zone.namespaces = None

@@ -72,3 +72,32 @@ def end_project_sessions(api: client.ApiClient, project: str) -> int:
                                               label_selector="safezone.io/session").items:
         core.delete_namespaced_secret(secret.metadata.name, namespace)
     return len(pods)
+
+
+class ProjectNamespaces:
+    """The control plane's hook into Kubernetes: one namespace per project."""
+
+    def __init__(self, api: client.ApiClient, settings: KubeSettings) -> None:
+        self.api, self.settings = api, settings
+
+    @classmethod
+    def from_environment(cls) -> ProjectNamespaces:
+        """In-cluster credentials (the chart's service account), else $KUBECONFIG."""
+        import os
+
+        from kubernetes import config
+
+        try:
+            config.load_incluster_config()
+            api = client.ApiClient()
+        except config.ConfigException:
+            api = config.new_client_from_config(os.environ.get("KUBECONFIG"))
+        return cls(api, KubeSettings(
+            system_namespace=os.environ.get("SAFEZONE_SYSTEM_NAMESPACE", "safezone"),
+            hub_service_account=os.environ.get("SAFEZONE_HUB_SERVICE_ACCOUNT", "hub")))
+
+    def provision(self, project: str) -> list[str]:
+        return provision_project(self.api, project, self.settings)
+
+    def end_sessions(self, project: str) -> int:
+        return end_project_sessions(self.api, project)
