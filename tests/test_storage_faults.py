@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from safezone import datasets, grants, memberships, projects
-from safezone.errors import StorageError
+from safezone.errors import SafezoneError, StorageError
+from safezone.exports import service
 from safezone.models import AuditEvent, Dataset, SessionGrant
-from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, Identity
+from safezone.permissions import ADMIN_SCOPE, REVIEW_SCOPE, SESSIONS_SCOPE, Identity
 
 from .support import fresh_database_url, launch_minio, make_zone, unique
 
@@ -59,18 +60,21 @@ def test_grant_and_registration_fail_cleanly_while_minio_is_down(fragile):
     assert issued.access_key in zone.broker.session_identities()
 
 
-def test_release_interrupted_by_minio_stopping_stays_approved_and_retry_completes(fragile):
-    """MinIO is really stopped after the first released file is written."""
-    from safezone.errors import SafezoneError
-    from safezone.exports import service
-    from safezone.permissions import REVIEW_SCOPE
+ALICE = Identity("alice", "user", frozenset())
+REVIEWER = Identity("rev", "user", frozenset({REVIEW_SCOPE}))
 
-    minio, zone = fragile
+
+def alice_project(zone) -> str:
     project = unique("p")
     projects.create_project(zone, ADMIN, project)
     memberships.approve_membership(zone, ADMIN, project, "alice", zone.now() + timedelta(days=1))
-    alice = Identity("alice", "user", frozenset())
-    reviewer = Identity("rev", "user", frozenset({REVIEW_SCOPE}))
+    return project
+
+
+def test_release_interrupted_by_minio_stopping_stays_approved_and_retry_completes(fragile):
+    """MinIO is really stopped after the first released file is written."""
+    minio, zone = fragile
+    project, alice, reviewer = alice_project(zone), ALICE, REVIEWER
     tables = {"a.csv": b"g,count\nx,120\n", "b.csv": b"g,count\ny,140\n"}
     for name, body in tables.items():
         zone.broker.write_object("outbox", f"{project}/alice/{name}", body)
@@ -104,20 +108,13 @@ def test_release_interrupted_by_minio_stopping_stays_approved_and_retry_complete
 
 
 def test_release_with_minio_down_writes_nothing(fragile):
-    from safezone.exports import service
-    from safezone.permissions import REVIEW_SCOPE
-
     minio, zone = fragile
-    project = unique("p")
-    projects.create_project(zone, ADMIN, project)
-    memberships.approve_membership(zone, ADMIN, project, "alice", zone.now() + timedelta(days=1))
-    alice = Identity("alice", "user", frozenset())
+    project, alice = alice_project(zone), ALICE
     zone.broker.write_object("outbox", f"{project}/alice/a.csv", b"g,count\nx,120\n")
     request = service.submit(zone, alice, service.create_request(
         zone, alice, project, "t", [{"path": "a.csv"}])["id"])
     minio.process.stop()
-    view = service.vote(zone, Identity("rev", "user", frozenset({REVIEW_SCOPE})),
-                        request["id"], request["files"][0]["id"], "approve")
+    view = service.vote(zone, REVIEWER, request["id"], request["files"][0]["id"], "approve")
     assert view["status"] == "approved"
     minio.restart()
     assert not list(zone.broker.s3.list_objects("released", prefix=f"{request['id']}/"))

@@ -12,6 +12,7 @@ from kubernetes.client.rest import ApiException
 
 from ..config import POLICIES_DIR
 from ..naming import check_project_name
+from ..templating import fill
 
 NAMESPACE_PREFIX = "sz-"
 
@@ -26,16 +27,6 @@ def namespace_for(project: str) -> str:
     return NAMESPACE_PREFIX + check_project_name(project)
 
 
-def _fill(node: Any, values: dict[str, str]) -> Any:
-    if isinstance(node, str):
-        return node.format(**values)
-    if isinstance(node, list):
-        return [_fill(item, values) for item in node]
-    if isinstance(node, dict):
-        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
-    return node
-
-
 def render_project(project: str, settings: KubeSettings,
                    policies_dir: Path = POLICIES_DIR) -> list[dict[str, Any]]:
     """The manifests of one project namespace."""
@@ -44,7 +35,7 @@ def render_project(project: str, settings: KubeSettings,
     values = {"project": project, "namespace": namespace_for(project),
               "system_namespace": settings.system_namespace,
               "hub_service_account": settings.hub_service_account}
-    return _fill(template, values)
+    return fill(template, values)
 
 
 def provision_project(api: client.ApiClient, project: str, settings: KubeSettings) -> list[str]:

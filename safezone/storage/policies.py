@@ -12,6 +12,7 @@ import yaml
 
 from ..config import POLICIES_DIR
 from ..errors import SafezoneError
+from ..templating import fill
 from .layout import load_layout
 
 
@@ -38,16 +39,6 @@ def issuer_policy(policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
     return json.loads((policies_dir / "minio" / "issuer.json").read_text())
 
 
-def _fill(node: Any, values: dict[str, str]) -> Any:
-    if isinstance(node, str):
-        return node.format(**values)
-    if isinstance(node, list):
-        return [_fill(item, values) for item in node]
-    if isinstance(node, dict):
-        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
-    return node
-
-
 def session_policy(project: str, user: str, datasets: list[DatasetLocation],
                    policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
     """The policy of one session: its datasets read-only, its workspace and outbox."""
@@ -61,12 +52,12 @@ def session_policy(project: str, user: str, datasets: list[DatasetLocation],
             )
         values = {"project": project, "user": user, "bucket": dataset.bucket,
                   "prefix": dataset.prefix, "index": str(index)}
-        rendered = _fill(template["per_dataset"], values)
+        rendered = fill(template["per_dataset"], values)
         if not dataset.prefix:  # a whole-bucket dataset: listing needs no prefix condition
             for statement in rendered:
                 statement.pop("Condition", None)
         statements.extend(rendered)
-    statements.extend(_fill(template["fixed"], {"project": project, "user": user}))
+    statements.extend(fill(template["fixed"], {"project": project, "user": user}))
     policy = {"Version": "2012-10-17", "Statement": statements}
     check_never_reaches_forbidden(policy, policies_dir)
     return policy
