@@ -36,7 +36,10 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
 
     @default("args")
     def _default_args(self) -> list[str]:
-        return ["--allow-root"] if os.geteuid() == 0 else []
+        # the same no-download rule as the Kubernetes notebook image
+        args = ["--ContentsManager.files_handler_class="
+                "safezone.notebook_server.NoDownloadHandler"]
+        return args + (["--allow-root"] if os.geteuid() == 0 else [])
 
     def project_dir(self, project: str) -> str:
         return str(Path(self.workspace_root) / self.user.name / project)

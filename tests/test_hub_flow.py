@@ -87,6 +87,15 @@ def test_notebook_reads_dataset_but_not_raw(stack, alice_server):
     assert result["cwd"].endswith(f"/alice/{alice_server.project}")
 
 
+def test_files_route_refuses_downloads(stack, alice_server):
+    run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
+             "open('result.csv', 'w').write('a,b')")
+    response = httpx.get(f"{stack.hub_url}/user/alice/files/result.csv",
+                         headers={"Authorization": f"token {stack.tokens['alice']}"})
+    assert response.status_code == 403
+    assert "export request" in response.text
+
+
 def test_bob_sees_no_project_and_cannot_start(stack, alice_server):
     form = login(stack, "bob").get("/hub/spawn").text
     assert "no approved project" in form and "<option" not in form

@@ -1,0 +1,1 @@
+../../../hub_config/jupyterhub_config.py

@@ -1,0 +1,130 @@
+"""The Helm chart: lint, schema, server-side validation of every object, install and
+upgrade into a real kube-apiserver of its own.
+
+There is no kube-controller-manager here, so Deployments and StatefulSets create no pods:
+each pod template is instead submitted as a Pod (server dry run) into a namespace that
+enforces Pod Security ``restricted``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+from kubernetes import client, utils
+
+from safezone.config import REPO_ROOT
+
+from .kube_cluster import BIN, BUILD_HINT, missing_binaries, start_cluster
+
+pytestmark = pytest.mark.integration
+CHART = REPO_ROOT / "helm" / "safezone"
+HELM = BIN / "helm"
+NAMESPACE = "safezone-system"
+
+
+def helm(*args: str, kubeconfig=None, check: bool = True) -> subprocess.CompletedProcess:
+    command = [str(HELM), *args]
+    if kubeconfig:
+        command += ["--kubeconfig", str(kubeconfig)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if missing_binaries() or not HELM.is_file():
+        pytest.skip(f"Kubernetes test binaries missing: {BUILD_HINT}")
+    cluster = start_cluster(tmp_path_factory.mktemp("helm-kube"))
+    yield cluster
+    cluster.stop()
+
+
+def rendered(*sets: str) -> list[dict]:
+    args = ["template", "sz", str(CHART), "--namespace", NAMESPACE, "--kube-version", "1.34.12"]
+    for item in sets:
+        args += ["--set", item]
+    return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+
+
+def test_lint_strict_and_schema_refuses_unknown_keys():
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+    helm("lint", "--strict", str(CHART))
+    bad = helm("lint", "--strict", str(CHART), "--set", "hub.typo=1", check=False)
+    assert bad.returncode != 0 and "additional properties" in (bad.stdout + bad.stderr).lower()
+
+
+def test_every_value_has_a_description():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(value, node, path):
+        assert node.get("description"), f"{path or 'root'} has no description"
+        if isinstance(value, dict) and "properties" in node:
+            for key, child in value.items():
+                assert key in node["properties"], f"{path}.{key} is not in the schema"
+                walk(child, node["properties"][key], f"{path}.{key}")
+
+    walk(values, schema, "")
+
+
+def test_every_object_is_valid_for_the_api_server(cluster):
+    api = cluster.api_client()
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(
+        metadata=client.V1ObjectMeta(name=NAMESPACE)))
+    for doc in rendered():
+        namespaced = doc["kind"] not in {"ClusterRole", "ClusterRoleBinding",
+                                         "ValidatingAdmissionPolicy",
+                                         "ValidatingAdmissionPolicyBinding"}
+        utils.create_from_dict(api, doc, namespace=NAMESPACE if namespaced else None,
+                               dry_run="All")
+
+
+def test_pod_templates_pass_pod_security_restricted(cluster):
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name="psa-check", labels={"pod-security.kubernetes.io/enforce": "restricted"})))
+    core.create_namespaced_service_account("psa-check", client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="default")))  # no controller-manager to make it
+    templates = [d for d in rendered() if d["kind"] in {"Deployment", "StatefulSet"}]
+    assert {d["metadata"]["name"] for d in templates} == {"hub", "proxy", "control-plane",
+                                                           "minio"}
+    for workload in templates:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": workload["metadata"]["name"]},
+               "spec": workload["spec"]["template"]["spec"]}
+        pod["spec"].pop("serviceAccountName", None)
+        for claim in workload["spec"].get("volumeClaimTemplates", []):  # as the controller does
+            pod["spec"].setdefault("volumes", []).append({
+                "name": claim["metadata"]["name"],
+                "persistentVolumeClaim": {"claimName": f"{claim['metadata']['name']}-0"}})
+        response = core.create_namespaced_pod("psa-check", pod, dry_run="All")
+        assert response.metadata.name == workload["metadata"]["name"]
+
+
+def test_install_and_upgrade_rolls_the_hub(cluster):
+    api = cluster.api_client()
+    helm("install", "sz", str(CHART), "--namespace", "safezone-chart", "--create-namespace",
+         "--set", "hub.admins={admin}", "--wait=false", kubeconfig=cluster.kubeconfig)
+    apps = client.AppsV1Api(api)
+
+    def checksum() -> str:
+        hub = apps.read_namespaced_deployment("hub", "safezone-chart")
+        return hub.spec.template.metadata.annotations["checksum/config"]
+
+    before = checksum()
+    assert client.AdmissionregistrationV1Api(api).read_validating_admission_policy(
+        "safezone-notebook-pods")
+    helm("upgrade", "sz", str(CHART), "--namespace", "safezone-chart",
+         "--set", "hub.admins={admin,carol}", kubeconfig=cluster.kubeconfig)
+    assert checksum() != before  # a changed hub config changes the pod template: it rolls
+    tokens = client.CoreV1Api(api).read_namespaced_secret("hub-tokens", "safezone-chart")
+    helm("upgrade", "sz", str(CHART), "--namespace", "safezone-chart",
+         "--set", "hub.admins={admin,carol}", kubeconfig=cluster.kubeconfig)
+    again = client.CoreV1Api(api).read_namespaced_secret("hub-tokens", "safezone-chart")
+    assert again.data == tokens.data  # generated tokens survive upgrades
