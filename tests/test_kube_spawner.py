@@ -127,3 +127,22 @@ def test_no_pod_without_a_grant(stack, kube, member_project, who):
         assert not core.list_namespaced_pod(namespace).items
         assert not core.list_namespaced_secret(namespace,
                                                label_selector="safezone.io/session").items
+
+
+def test_grant_latency(stack, member_project):
+    """What a spawn waits for before the pod is even created: POST /api/sessions."""
+    import statistics
+
+    setup, _ = member_project
+    spawner_api = stack.api("spawner")
+    timings = []
+    for i in range(10):
+        started = time.perf_counter()
+        response = spawner_api.post("/api/sessions", json={
+            "user": "alice", "project": setup.project, "server_name": f"s{i}"})
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 201
+        spawner_api.delete(f"/api/sessions/{response.json()['grant_id']}")
+    report_measure(f"grant latency (POST /api/sessions, 10 runs): median "
+                   f"{statistics.median(timings) * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms")
+    assert statistics.median(timings) < 2
