@@ -11,6 +11,7 @@ import asyncio
 import base64
 import os
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -110,12 +111,15 @@ def test_start_and_stop_for_an_approved_member(stack, kube, member_project):
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("who", ["bob", "forged"])
-def test_no_pod_without_a_grant(stack, kube, member_project, who):
+@pytest.mark.parametrize("who", ["bob", "forged", "expired"])
+def test_no_pod_without_a_grant(stack, kube, member_project, clock, who):
     setup, core = member_project
     other = provision(stack, member="carol")
     provision_project(core.api_client, other.project, KubeSettings("safezone", "hub"))
-    user, project = ("bob", setup.project) if who == "bob" else ("alice", other.project)
+    user, project = {"bob": ("bob", setup.project), "forged": ("alice", other.project),
+                     "expired": ("alice", setup.project)}[who]
+    if who == "expired":
+        clock.advance(timedelta(days=31))  # provision() approved alice for 30 days
 
     async def scenario() -> None:
         spawner = make_spawner(stack, kube, user, project)
