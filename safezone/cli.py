@@ -19,9 +19,12 @@ members_app = typer.Typer(help="Memberships.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 local_app = typer.Typer(help="The one-machine zone.", no_args_is_help=True)
 exports_app = typer.Typer(help="Export requests (반출 요청).", no_args_is_help=True)
+deid_app = typer.Typer(help="De-identification (비식별 처리), run inside the zone with the "
+                       "control plane's settings (SAFEZONE_* environment).",
+                       no_args_is_help=True)
 for sub, name in ((projects_app, "projects"), (datasets_app, "datasets"),
                   (members_app, "members"), (audit_app, "audit"), (local_app, "local"),
-                  (exports_app, "exports")):
+                  (exports_app, "exports"), (deid_app, "deid")):
     app.add_typer(sub, name=name)
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/safezone"
@@ -175,6 +178,60 @@ def export_show(request_id: str) -> None:
 @exports_app.command("withdraw")
 def export_withdraw(request_id: str) -> None:
     show(call("POST", f"/api/exports/{request_id}/withdraw"))
+
+
+def _steward_zone():
+    from .config import Settings
+    from .errors import SafezoneError
+    from .zone import Zone
+
+    try:
+        return Zone.from_settings(Settings.from_env())
+    except SafezoneError as exc:
+        raise CliError(exc.message) from None
+
+
+@deid_app.command("run")
+def deid_run(recipe: str = typer.Option(..., help="recipe YAML file"),
+             input: str = typer.Option(..., "--input", help="raw-bucket/key of a CSV"),
+             dataset: str = typer.Option(..., help="output dataset (deid-…)"),
+             key_file: str = typer.Option(..., help="file holding the pseudonymisation key; "
+                                          "keep it outside the zone"),
+             steward: str = typer.Option("steward", help="who runs it (audit)")) -> None:
+    """Stream the input through the recipe; write the dataset and its attestation."""
+    from pathlib import Path
+
+    from .deid import pipeline
+    from .deid.recipe import load_recipe
+    from .errors import SafezoneError
+    from .permissions import ADMIN_SCOPE, Identity
+
+    bucket, _, key = input.partition("/")
+    try:
+        loaded = load_recipe(Path(recipe).read_text())
+        facts = pipeline.run(_steward_zone(), Identity(steward, "user",
+                                                       frozenset({ADMIN_SCOPE})),
+                             loaded, bucket, key, dataset, Path(key_file).read_bytes().strip(),
+                             progress=sys.stderr.isatty())
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    except SafezoneError as exc:
+        raise CliError(exc.message) from None
+    show({k: facts[k] for k in ("dataset", "rows_in", "rows_out", "rows_suppressed", "k",
+                                "k_achieved", "l_achieved", "columns_dropped")})
+
+
+@deid_app.command("verify")
+def deid_verify(dataset: str) -> None:
+    """Re-check the attested hashes and k; exit 1 with each problem."""
+    from .deid import pipeline
+
+    problems = pipeline.verify(_steward_zone(), dataset)
+    if problems:
+        for problem in problems:
+            typer.echo(problem)
+        raise CliError(f"{dataset}: attestation does not hold")
+    typer.echo(f"{dataset}: attestation holds")
 
 
 @local_app.command("up")

@@ -98,3 +98,20 @@ def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Datase
 def list_datasets(zone: Zone) -> list[Dataset]:
     with zone.sessions() as db:
         return list(db.scalars(select(Dataset).order_by(Dataset.name)))
+
+
+def record_attestation(zone: Zone, actor: Identity, name: str,
+                       attestation: dict[str, Any]) -> None:
+    """Store the pipeline's attestation with the dataset (and audit it, without secrets)."""
+    with zone.unit_of_work() as db:
+        dataset = get_dataset(db, name)
+        dataset.attestation = attestation
+        zone.record(db, actor, "dataset.attested", f"dataset:{name}",
+                    recipe_sha256=attestation["recipe_sha256"],
+                    outputs={o["key"]: o["sha256"] for o in attestation["outputs"]},
+                    k=attestation["k"], rows_out=attestation["rows_out"])
+
+
+def attestation_of(zone: Zone, name: str) -> dict[str, Any] | None:
+    with zone.sessions() as db:
+        return get_dataset(db, name).attestation

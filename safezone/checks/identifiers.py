@@ -18,14 +18,16 @@ WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
 CENTURY = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000,
            "8": 2000, "9": 1800, "0": 1800}
 
-RRN = re.compile(r"(?<![\d-])(\d{6})-?([0-9])(\d{6})(?![\d-])")
-BRN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{5})(?![\d-])")
+# Boundaries exclude ASCII letters too: a hex digest or an ID code is not a phone number.
+RRN = re.compile(r"(?<![0-9A-Za-z-])(\d{6})-?([0-9])(\d{6})(?![0-9A-Za-z-])")
+BRN = re.compile(r"(?<![0-9A-Za-z-])(\d{3})-(\d{2})-(\d{5})(?![0-9A-Za-z-])")
 PHONE = re.compile(
-    r"(?<![\d+])(?:\+82[-\s]?|0)(?:1[016789]|2|[3-6][1-5])[-\s.)]?\d{3,4}[-\s.]?\d{4}(?!\d)")
+    r"(?<![0-9A-Za-z+])(?:\+82[-\s]?|0)(?:1[016789]|2|[3-6][1-5])[-\s.)]?\d{3,4}[-\s.]?\d{4}"
+    r"(?![0-9A-Za-z])")
 PASSPORT = re.compile(r"(?<![A-Z0-9])[MSROD](?:\d{3}[A-Z]\d{4}|\d{8})(?![A-Z0-9])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-LICENCE = re.compile(r"(?<!\d)(1[1-9]|2[0-6]|28)-(\d{2})-(\d{6})-(\d{2})(?!\d)")
+CARD = re.compile(r"(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])")
+LICENCE = re.compile(r"(?<![0-9A-Za-z])(1[1-9]|2[0-6]|28)-(\d{2})-(\d{6})-(\d{2})(?![0-9A-Za-z])")
 # One cheap pre-filter for vectorised scans (RE2 syntax: no look-arounds).
 PREFILTER = (r"\d{6}-?\d{7}|\d{3}-\d{2}-\d{5}|(\+82|0)[-\s]?\d{1,2}[-\s.)]?\d{3,4}[-\s.]?\d{4}"
              r"|[MSROD]\d{3}[A-Z0-9]\d{4}|@[A-Za-z0-9.-]+\.[A-Za-z]{2}|(\d[ -]?){12,18}\d"
