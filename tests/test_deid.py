@@ -95,7 +95,7 @@ def test_key_never_leaves_and_pseudonyms_are_stable(zone, caplog):
     ids = {name: output_table(zone, name)["id"].to_pylist() for name in (first, second, other)}
     assert ids[first] == ids[second] and ids[first] != ids[other]
     for name in (first, second, other):
-        for obj in ("data.parquet", "_attestation.json"):
+        for obj in ("data.parquet", "_attestation.json", "_report.md"):
             assert KEY not in zone.broker.read_object(name, obj, 1 << 30)
             assert KEY[::-1] not in zone.broker.read_object(name, obj, 1 << 30)
     assert KEY.decode() not in caplog.text
@@ -140,6 +140,13 @@ def test_example_recipe_on_the_demo_raw_data(zone):
     assert facts["rows_out"] + facts["rows_suppressed"] == 3000
     assert {"name", "phone"} <= set(facts["columns_dropped"])
     assert pipeline.verify(zone, dataset) == []
+    report = zone.broker.read_object(dataset, "_report.md", 1 << 20).decode()
+    assert "k-익명성 / k-anonymity: required 5" in report
+    assert "## birth_date: 억제 후 / after suppression" in report and "범주화" in report
+    assert KEY.decode() not in report
+    raw = raw_records(3000)
+    for value in raw["birth_date"].head(50).tolist() + raw["name"].head(50).tolist():
+        assert value not in report  # no raw value in a file sessions can read
 
 
 def test_cli_run_and_verify(zone, tmp_path):

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from ..errors import InvalidInput
 from ..permissions import Identity, check_admin
 from ..zone import Zone
 from .recipe import Recipe
+from .report import render
 from .transforms import apply
 
 OUTPUT_KEY = "data.parquet"
 ATTESTATION_KEY = "_attestation.json"
+REPORT_KEY = "_report.md"
 BATCH_BYTES = 4 << 20
 
 
@@ -101,6 +104,9 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
     counts: list[pa.Table] = []
     pairs: list[pa.Table] = []
     rows_in = 0
+    generalised = [c for c, spec in recipe.columns.items() if spec["technique"] == "generalise"]
+    before: dict[str, Counter] = {c: Counter() for c in generalised}
+    after: dict[str, Counter] = {c: Counter() for c in generalised}
     with Progress(disable=not progress) as bar:
         task = bar.add_task("pass 1/2: counting classes", total=None)
         for item in _batches(zone, input_bucket, input_key):
@@ -109,6 +115,8 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
                 continue
             _check_columns(item.schema, recipe)
             table = _transform(item, recipe, key)
+            for column in generalised:  # never raw values: the report sits beside the data
+                before[column].update(_value_counts(table[column]))
             rows_in += table.num_rows
             if qis:
                 counts.append(table.group_by(qis).aggregate([([], "count_all")]))
@@ -144,6 +152,8 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
                     writer = pq.ParquetWriter(out_path, table.schema)
                     columns_out = table.schema.names
                 writer.write_table(table)
+                for column in generalised:
+                    after[column].update(_value_counts(table[column]))
                 rows_out += table.num_rows
                 bar.advance(task, item.num_rows)
         if writer is not None:
@@ -151,7 +161,7 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
         if rows_out == 0:
             raise InvalidInput(f"every row was suppressed at k={recipe.k}: generalise more")
         data = out_path.read_bytes()
-    return _publish_outputs(zone, actor, recipe, dataset, data, {
+    return _publish_outputs(zone, actor, recipe, dataset, data, before, after, {
         "input": {"bucket": input_bucket, "key": input_key, "sha256": input_sha,
                   "bytes": input_size},
         "k": recipe.k, "k_achieved": k_achieved, "l": recipe.l, "l_achieved": l_achieved,
@@ -181,7 +191,13 @@ def _classes(counts, pairs, qis, sensitive, recipe: Recipe):
     return kept.select(qis), k_achieved, l_achieved, kept.num_rows
 
 
+def _value_counts(values) -> Counter:
+    counted = pc.value_counts(values)
+    return Counter({str(v["values"]): v["counts"] for v in counted.to_pylist()})
+
+
 def _publish_outputs(zone: Zone, actor: Identity, recipe: Recipe, dataset: str, data: bytes,
+                     before: dict[str, Counter], after: dict[str, Counter],
                      facts: dict[str, Any]) -> dict[str, Any]:
     from .. import datasets
 
@@ -199,6 +215,8 @@ def _publish_outputs(zone: Zone, actor: Identity, recipe: Recipe, dataset: str, 
     zone.broker.write_object(dataset, OUTPUT_KEY, data)
     zone.broker.write_object(dataset, ATTESTATION_KEY,
                              json.dumps(attestation, ensure_ascii=False, indent=1).encode())
+    zone.broker.write_object(dataset, REPORT_KEY,
+                             render(attestation, recipe.columns, before, after).encode())
     datasets.record_attestation(zone, actor, dataset, attestation)
     return attestation
 

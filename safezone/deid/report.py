@@ -1,0 +1,60 @@
+"""The adequacy-review report of one run (적정성 검토 자료), Markdown in Korean and English."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+TECHNIQUE_KO = {"delete": "삭제", "pseudonymise": "가명처리(HMAC)", "generalise": "범주화",
+                "topcode": "상단코딩", "bottomcode": "하단코딩", "mask": "마스킹",
+                "keep": "유지"}
+TOP = 12
+
+
+def _distribution(counter: Counter) -> str:
+    total = sum(counter.values()) or 1
+    rows = [f"| {value} | {count} | {count / total:.1%} |"
+            for value, count in counter.most_common(TOP)]
+    more = len(counter) - TOP
+    tail = [f"| … {more} more / 외 {more}개 | | |"] if more > 0 else []
+    return "\n".join(["| value / 값 | rows / 행 | share / 비율 |", "|---|---:|---:|", *rows,
+                      *tail])
+
+
+def render(attestation: dict[str, Any], recipe_columns: dict[str, dict[str, Any]],
+           before: dict[str, Counter], after: dict[str, Counter]) -> str:
+    """``before``/``after``: value counts of each generalised column before and after the
+    suppression of small classes. Raw values never appear: the report is stored with the
+    de-identified data."""
+    a = attestation
+    lines = [
+        f"# 가명처리 결과 보고서 / De-identification report: {a['dataset']}",
+        "",
+        f"- 실행 / Run: {a['run_at']} by {a['run_by']} ({a['tool']})",
+        f"- 입력 / Input: `{a['input']['bucket']}/{a['input']['key']}` "
+        f"(SHA-256 `{a['input']['sha256'][:16]}…`, {a['input']['bytes']} bytes)",
+        f"- 레시피 / Recipe SHA-256: `{a['recipe_sha256'][:16]}…`",
+        f"- 행 / Rows: {a['rows_in']} → {a['rows_out']} "
+        f"(억제 / suppressed {a['rows_suppressed']}, "
+        f"{a['rows_suppressed'] / max(a['rows_in'], 1):.2%})",
+        f"- k-익명성 / k-anonymity: required {a['k']}, achieved {a['k_achieved']} "
+        f"over {a['classes']} classes on {', '.join(a['quasi_identifiers']) or '—'}",
+        f"- l-다양성 / l-diversity: required {a['l']}, achieved {a['l_achieved']} "
+        f"for {', '.join(a['sensitive']) or '—'}",
+        f"- 식별자 점검 / Identifier scan of the output: {a['identifier_scan']}",
+        "",
+        "## 열별 처리 / What was done to each column",
+        "",
+        "| column / 열 | technique / 처리 | role / 역할 | detail |",
+        "|---|---|---|---|",
+    ]
+    for name, spec in recipe_columns.items():
+        detail = ", ".join(f"{k}={v}" for k, v in spec.items()
+                           if k not in {"technique", "role"})
+        lines.append(f"| {name} | {TECHNIQUE_KO[spec['technique']]} / {spec['technique']} | "
+                     f"{spec.get('role', 'other')} | {detail} |")
+    for name in before:
+        lines += ["", f"## {name}: 범주화 후 억제 전 / generalised, before suppression", "",
+                  _distribution(before[name]), "",
+                  f"## {name}: 억제 후 / after suppression", "", _distribution(after[name])]
+    return "\n".join(lines) + "\n"
