@@ -134,6 +134,7 @@ def test_conflicting_votes_bring_in_a_further_reviewer(stack, zone_user):
     after = stack.api("dave").post(f"/api/exports/{request['id']}/votes", json={
         "file_id": file_id, "decision": "reject", "comment": "cell of 3"}).json()
     assert after["status"] == "in_review" and after["required_approvals"] == 3
+    assert [v["reviewer"] for v in after["votes"]] == ["dave"]  # still blind to the other vote
 
 
 def test_a_reviewer_cannot_review_their_own_request(stack):

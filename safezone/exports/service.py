@@ -125,7 +125,7 @@ def create_request(zone: Zone, actor: Identity, project_name: str, title: str,
         db.flush()
         zone.record(db, actor, "export.created", f"export:{request.id}", project=project_name,
                     files=[f["path"] for f in clean])
-        return describe(request, {Party.REQUESTER})
+        return describe(request, actor.name)
 
 
 def update_files(zone: Zone, actor: Identity, request_id: str,
@@ -144,7 +144,7 @@ def update_files(zone: Zone, actor: Identity, request_id: str,
         zone.record(db, actor, "export.files_changed", f"export:{request.id}",
                     files=[f["path"] for f in clean])
         db.flush()
-        return describe(request, {Party.REQUESTER})
+        return describe(request, actor.name)
 
 
 def submit(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def submit(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         request.required_approvals = policy.approvals_needed(record["flagged"])
         _move(zone, db, actor, request, "finish_checks", SYSTEM_PARTY,
               summary=record["summary"], required_approvals=request.required_approvals)
-        return describe(request, parties)
+        return describe(request, actor.name)
 
 
 def _released_files(zone: Zone, project_name: str) -> list[tuple[str, bytes]]:
@@ -211,7 +211,7 @@ def withdraw(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         request = _get(db, request_id)
         parties = _parties(db, zone, actor, request)
         _move(zone, db, actor, request, "withdraw", parties)
-        return describe(request, parties)
+        return describe(request, actor.name)
 
 
 # -- review --------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def vote(zone: Zone, actor: Identity, request_id: str, file_id: int, decision: s
             log.warning("release of %s failed, will need a retry: %s", request_id, exc)
     with zone.sessions() as db:
         request = _get(db, request_id)
-        return describe(request, _parties(db, zone, actor, request))
+        return describe(request, actor.name)
 
 
 def _worst(request: ExportRequest, path: str) -> str:
@@ -334,7 +334,7 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
         for f in request.files:
             f.released_key = written.get(f.id)
         _move(zone, db, actor, request, "release", parties, files=sorted(written.values()))
-        return describe(request, parties)
+        return describe(request, actor.name)
 
 
 def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[st
         for link in db.scalars(select(DownloadLink).where(DownloadLink.request_id == request_id)):
             link.revoked = True
         keys = [f.released_key for f in request.files if f.released_key]
-        view = describe(request, parties)
+        view = describe(request, actor.name)
     for key in keys:
         zone.broker.delete_object(RELEASED, key)
     return view
@@ -405,34 +405,22 @@ def redeem_link(zone: Zone, actor: Identity, token: str) -> str:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def describe(request: ExportRequest, parties: set[Party]) -> dict[str, Any]:
-    """The request as ``parties`` may see it: votes are blind until the review ends."""
+def describe(request: ExportRequest, viewer: str) -> dict[str, Any]:
+    """The request as ``viewer`` may see it: votes stay blind until the review ends, so
+    meanwhile each reviewer sees only their own votes and the requester none."""
     review_over = request.status not in {S.SUBMITTED, S.CHECKING, S.IN_REVIEW}
-    files = []
-    for f in request.files:
-        entry = {"id": f.id, "path": f.path, "group": f.group,
-                 "justification": f.justification, "sha256": f.sha256, "size": f.size,
-                 "released": bool(f.released_key), "evidence": is_evidence(f.path)}
-        files.append(entry)
+    files = [{"id": f.id, "path": f.path, "group": f.group, "justification": f.justification,
+              "sha256": f.sha256, "size": f.size, "released": bool(f.released_key),
+              "evidence": is_evidence(f.path)} for f in request.files]
     votes = [{"file_id": v.file_id, "reviewer": v.reviewer, "decision": v.decision.value,
               "comment": v.comment, "override_reason": v.override_reason, "round": v.round}
-             for v in request.votes]
-    if not review_over:
-        votes = [] if Party.REQUESTER in parties else votes
-    view = {"id": request.id, "project": request.project.name, "requester": request.requester,
+             for v in request.votes if review_over or v.reviewer == viewer]
+    return {"id": request.id, "project": request.project.name, "requester": request.requester,
             "title": request.title, "status": request.status.value, "round": request.round,
             "required_approvals": request.required_approvals, "files": files,
             "check_record": request.check_record, "votes": votes,
             "created_at": request.created_at.isoformat(),
             "updated_at": request.updated_at.isoformat()}
-    return view
-
-
-def blind(view: dict[str, Any], viewer: str) -> dict[str, Any]:
-    """While in review a reviewer sees their own votes only."""
-    if view["status"] in {"submitted", "checking", "in_review"}:
-        view = {**view, "votes": [v for v in view["votes"] if v["reviewer"] == viewer]}
-    return view
 
 
 def get_request(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
@@ -441,14 +429,14 @@ def get_request(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         parties = _parties(db, zone, actor, request)
         if not parties:
             raise PermissionDenied("you may not see this export request")
-        return blind(describe(request, parties), actor.name)
+        return describe(request, actor.name)
 
 
 def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
     with zone.sessions() as db:
         rows = db.scalars(select(ExportRequest).where(ExportRequest.requester == actor.name)
                           .order_by(ExportRequest.created_at.desc()))
-        return [describe(r, {Party.REQUESTER}) for r in rows]
+        return [describe(r, actor.name) for r in rows]
 
 
 def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
@@ -464,7 +452,7 @@ def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
         for request in rows:
             parties = _parties(db, zone, actor, request)
             if parties & {Party.REVIEWER, Party.ADMIN}:
-                out.append(blind(describe(request, parties), actor.name))
+                out.append(describe(request, actor.name))
         return out
 
 
