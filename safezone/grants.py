@@ -21,6 +21,7 @@ from .models import (
     Classification,
     DatasetStatus,
     GrantStatus,
+    Project,
     ProjectStatus,
     SessionGrant,
 )
@@ -146,8 +147,6 @@ def end_grants_where(zone: Zone, actor: Identity, *, project_name: str | None = 
                      user: str | None = None, server_name: str | None = None,
                      reason: str, stop_servers: bool = True) -> list[SessionGrant]:
     """Revoke every active grant matching the filters and stop their servers."""
-    from .models import Project
-
     query = select(SessionGrant).where(SessionGrant.status == GrantStatus.ACTIVE)
     if project_name is not None:
         query = query.join(Project).where(Project.name == project_name)

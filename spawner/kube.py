@@ -15,17 +15,13 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import default
 
+from safezone.kube.provision import namespace_for
+
 from .grants import GrantMixin
 
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
                         "capabilities": {"drop": ["ALL"]},
                         "seccompProfile": {"type": "RuntimeDefault"}}
-
-
-def namespace_for(project: str) -> str:
-    from safezone.kube.provision import namespace_for as control_plane_rule
-
-    return control_plane_rule(project)
 
 
 class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):

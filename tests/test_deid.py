@@ -60,6 +60,8 @@ def test_known_answer_k_anonymity(zone):
     facts = pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), bucket, key, dataset, KEY)
     assert facts["rows_in"] == 10 and facts["rows_out"] == 7 and facts["rows_suppressed"] == 3
     assert facts["k_achieved"] == 3 and facts["classes"] == 2
+    assert facts["input"]["sha256"] == __import__("hashlib").sha256(SMALL.encode()).hexdigest()
+    assert facts["input"]["bytes"] == len(SMALL.encode())
     table = output_table(zone, dataset)
     assert table.num_rows == 7 and "name" not in table.column_names
     assert sorted(set(zip(table["birth"].to_pylist(), table["sex"].to_pylist(),

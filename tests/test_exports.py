@@ -289,3 +289,16 @@ def test_oversized_file_is_refused_at_submit_without_copying(stack, zone_user):
     frozen = stack.minio.root_s3().list_objects_v2(Bucket="egress-quarantine",
                                                    Prefix=f"{request['id']}/")
     assert frozen.get("KeyCount", 0) == 0
+
+
+def test_page_forms_need_their_csrf_value(stack, zone_user):
+    setup, s3, prefix = zone_user
+    put(s3, prefix, "t.csv", CLEAN_TABLE)
+    request = submitted(stack, setup.project, "t.csv")
+    browser = browser_session(stack, "alice")
+    forged = browser.post(f"pages/requests/{request['id']}/withdraw", data={"_csrf": "guess"})
+    assert forged.status_code == 403
+    assert stack.api("alice").get(f"/api/exports/{request['id']}").json()["status"] == "in_review"
+    api_cookie_only = httpx.post(f"{stack.hub_url}/services/safezone/api/exports/"
+                                 f"{request['id']}/withdraw", cookies=browser.cookies)
+    assert api_cookie_only.status_code == 403

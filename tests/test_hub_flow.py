@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from .kernels import run_code
-from .support import provision, report_measure, wait_until
+from .support import hub_login, provision, report_measure, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +35,6 @@ print(json.dumps(out))
 """
 
 
-def login(stack, user: str) -> httpx.Client:
-    client = httpx.Client(base_url=stack.hub_url, timeout=60)
-    client.get("/hub/login")
-    response = client.post("/hub/login", data={"username": user,
-                                               "password": stack.passwords[user],
-                                               "_xsrf": client.cookies.get("_xsrf")})
-    assert response.status_code == 302, response.text
-    return client
-
-
 def server_state(stack, user: str) -> dict | None:
     model = stack.hub_api("admin").get(f"/users/{user}").json()
     return model["servers"].get("")
@@ -53,7 +43,7 @@ def server_state(stack, user: str) -> dict | None:
 @pytest.fixture(scope="module")
 def alice_server(stack):
     setup = provision(stack, member="alice")
-    browser = login(stack, "alice")
+    browser = hub_login(stack, "alice")
     form = browser.get("/hub/spawn").text
     offered = re.findall(r'<option value="([^"]+)"', form)
     assert setup.project in offered
@@ -97,7 +87,7 @@ def test_files_route_refuses_downloads(stack, alice_server):
 
 
 def test_bob_sees_no_project_and_cannot_start(stack, alice_server):
-    form = login(stack, "bob").get("/hub/spawn").text
+    form = hub_login(stack, "bob").get("/hub/spawn").text
     assert "no approved project" in form and "<option" not in form
     response = stack.hub_api("bob").post("/users/bob/server",
                                          json={"project": alice_server.project})

@@ -56,17 +56,24 @@ class _HashingReader(io.RawIOBase):
         return len(chunk)
 
 
-def _batches(zone: Zone, bucket: str, key: str):
-    response = zone.broker.s3.get_object(bucket, key)
-    reader = _HashingReader(response)
-    try:
-        stream = pacsv.open_csv(io.BufferedReader(reader, BATCH_BYTES),
-                                read_options=pacsv.ReadOptions(block_size=BATCH_BYTES))
-        yield from stream
-    finally:
-        response.close()
-        response.release_conn()
-    yield reader  # last item: the reader with the input's hash and size
+class _RawBatches:
+    """One streamed read of the raw CSV, batch by batch; after iterating, ``sha256`` and
+    ``size`` describe exactly the bytes read."""
+
+    def __init__(self, zone: Zone, bucket: str, key: str) -> None:
+        self.zone, self.bucket, self.key = zone, bucket, key
+        self.sha256, self.size = "", 0
+
+    def __iter__(self):
+        response = self.zone.broker.s3.get_object(self.bucket, self.key)
+        reader = _HashingReader(response)
+        try:
+            yield from pacsv.open_csv(io.BufferedReader(reader, BATCH_BYTES),
+                                      read_options=pacsv.ReadOptions(block_size=BATCH_BYTES))
+        finally:
+            response.close()
+            response.release_conn()
+        self.sha256, self.size = reader.sha256.hexdigest(), reader.size
 
 
 def _transform(batch: pa.RecordBatch, recipe: Recipe, key: bytes) -> pa.Table:
@@ -109,10 +116,8 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
     after: dict[str, Counter] = {c: Counter() for c in generalised}
     with Progress(disable=not progress) as bar:
         task = bar.add_task("pass 1/2: counting classes", total=None)
-        for item in _batches(zone, input_bucket, input_key):
-            if isinstance(item, _HashingReader):
-                input_sha, input_size = item.sha256.hexdigest(), item.size
-                continue
+        raw = _RawBatches(zone, input_bucket, input_key)
+        for item in raw:
             _check_columns(item.schema, recipe)
             table = _transform(item, recipe, key)
             for column in generalised:  # never raw values: the report sits beside the data
@@ -133,9 +138,7 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
         writer, rows_out, columns_out = None, 0, []
         with Progress(disable=not progress) as bar:
             task = bar.add_task("pass 2/2: writing", total=rows_in)
-            for item in _batches(zone, input_bucket, input_key):
-                if isinstance(item, _HashingReader):
-                    continue
+            for item in _RawBatches(zone, input_bucket, input_key):
                 table = _transform(item, recipe, key)
                 if qis:
                     table = table.join(kept_classes, keys=qis, join_type="left semi")
@@ -162,8 +165,8 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
             raise InvalidInput(f"every row was suppressed at k={recipe.k}: generalise more")
         data = out_path.read_bytes()
     return _publish_outputs(zone, actor, recipe, dataset, data, before, after, {
-        "input": {"bucket": input_bucket, "key": input_key, "sha256": input_sha,
-                  "bytes": input_size},
+        "input": {"bucket": input_bucket, "key": input_key, "sha256": raw.sha256,
+                  "bytes": raw.size},
         "k": recipe.k, "k_achieved": k_achieved, "l": recipe.l, "l_achieved": l_achieved,
         "classes": classes, "rows_in": rows_in, "rows_out": rows_out,
         "rows_suppressed": rows_in - rows_out,

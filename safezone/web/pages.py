@@ -41,11 +41,13 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
         except NotAuthenticated:
             raise LoginRequired(here) from None
 
-    async def checked_form(request: Request, token: str) -> dict[str, Any]:
+    async def posted(request: Request) -> tuple[Identity, Any]:
+        """The caller of a form POST and its fields, after the CSRF check."""
+        me, token = who(request)
         form = await request.form()
         if not csrf_ok(token, form.get("_csrf")):
             raise PermissionDenied("the form expired or came from elsewhere; reload the page")
-        return form
+        return me, form
 
     def render(name: str, me: Identity, token: str, status: int = 200, **context: Any
                ) -> HTMLResponse:
@@ -82,8 +84,7 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
 
     @router.post("/pages/requests")
     async def create(request: Request) -> RedirectResponse:
-        me, token = who(request)
-        form = await checked_form(request, token)
+        me, form = await posted(request)
         files = [{"path": p, "justification": form.get(f"why:{p}", "")}
                  for p in form.getlist("file")]
         created = service.create_request(zone, me, form.get("project", ""),
@@ -98,22 +99,19 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
 
     @router.post("/pages/requests/{request_id}/submit")
     async def resubmit(request: Request, request_id: str) -> RedirectResponse:
-        me, token = who(request)
-        await checked_form(request, token)
+        me, _ = await posted(request)
         service.submit(zone, me, request_id)
         return go(f"pages/requests/{request_id}")
 
     @router.post("/pages/requests/{request_id}/withdraw")
     async def withdraw(request: Request, request_id: str) -> RedirectResponse:
-        me, token = who(request)
-        await checked_form(request, token)
+        me, _ = await posted(request)
         service.withdraw(zone, me, request_id)
         return go(f"pages/requests/{request_id}")
 
     @router.post("/pages/requests/{request_id}/files/{file_id}/download")
     async def download(request: Request, request_id: str, file_id: int) -> RedirectResponse:
-        me, token = who(request)
-        await checked_form(request, token)
+        me, _ = await posted(request)
         link = service.create_link(zone, me, request_id, file_id)
         return go(f"download/{link['token']}")
 
@@ -139,8 +137,7 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
 
     @router.post("/pages/review/{request_id}/vote")
     async def vote(request: Request, request_id: str) -> RedirectResponse:
-        me, token = who(request)
-        form = await checked_form(request, token)
+        me, form = await posted(request)
         service.vote(zone, me, request_id, int(form.get("file_id", "0")),
                      form.get("decision", ""), form.get("comment", ""),
                      form.get("override_reason", ""))
