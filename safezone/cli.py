@@ -180,6 +180,13 @@ def export_withdraw(request_id: str) -> None:
     show(call("POST", f"/api/exports/{request_id}/withdraw"))
 
 
+def _steward(name: str):
+    """The data steward as the audit names them (the CLI runs with the zone's settings)."""
+    from .permissions import ADMIN_SCOPE, Identity
+
+    return Identity(name, "user", frozenset({ADMIN_SCOPE}))
+
+
 def _steward_zone():
     from .config import Settings
     from .errors import SafezoneError
@@ -193,7 +200,8 @@ def _steward_zone():
 
 @deid_app.command("run")
 def deid_run(recipe: str = typer.Option(..., help="recipe YAML file"),
-             input: str = typer.Option(..., "--input", help="raw-bucket/key of a CSV"),
+             input: str = typer.Option(..., "--input", help="raw-bucket/key of a CSV or "
+                                       "Parquet file"),
              dataset: str = typer.Option(..., help="output dataset (deid-…)"),
              key_file: str = typer.Option(..., help="file holding the pseudonymisation key; "
                                           "keep it outside the zone"),
@@ -204,13 +212,11 @@ def deid_run(recipe: str = typer.Option(..., help="recipe YAML file"),
     from .deid import pipeline
     from .deid.recipe import load_recipe
     from .errors import SafezoneError
-    from .permissions import ADMIN_SCOPE, Identity
 
     bucket, _, key = input.partition("/")
     try:
         loaded = load_recipe(Path(recipe).read_text())
-        facts = pipeline.run(_steward_zone(), Identity(steward, "user",
-                                                       frozenset({ADMIN_SCOPE})),
+        facts = pipeline.run(_steward_zone(), _steward(steward),
                              loaded, bucket, key, dataset, Path(key_file).read_bytes().strip(),
                              progress=sys.stderr.isatty())
     except OSError as exc:
@@ -221,12 +227,36 @@ def deid_run(recipe: str = typer.Option(..., help="recipe YAML file"),
                                 "k_achieved", "l_achieved", "columns_dropped")})
 
 
-@deid_app.command("verify")
-def deid_verify(dataset: str) -> None:
-    """Re-check the attested hashes and k; exit 1 with each problem."""
-    from .deid import pipeline
+@deid_app.command("upload")
+def deid_upload(file: str, to: str = typer.Option(..., help="raw-bucket/key.csv|.parquet"),
+                steward: str = typer.Option("steward", help="who uploads (audit)")) -> None:
+    """Put a raw file into a raw-* bucket (registered on first use); only the pipeline's
+    per-run identity can read it back."""
+    from pathlib import Path
 
-    problems = pipeline.verify(_steward_zone(), dataset)
+    from .deid.upload import upload_raw
+    from .errors import SafezoneError
+
+    bucket, _, key = to.partition("/")
+    try:
+        size = upload_raw(_steward_zone(), _steward(steward), Path(file), bucket, key)
+    except SafezoneError as exc:
+        raise CliError(exc.message) from None
+    typer.echo(f"stored {size} bytes in {bucket}/{key}")
+
+
+@deid_app.command("verify")
+def deid_verify(dataset: str, steward: str = typer.Option("steward", help="who checks (audit)")
+                ) -> None:
+    """Re-check the attested objects, hashes and k; exit 1 with each problem and take the
+    dataset out of new sessions."""
+    from .deid import pipeline
+    from .errors import SafezoneError
+
+    try:
+        problems = pipeline.verify(_steward_zone(), _steward(steward), dataset)
+    except SafezoneError as exc:
+        raise CliError(exc.message) from None
     if problems:
         for problem in problems:
             typer.echo(problem)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .deid import integrity
 from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from .models import Classification, Dataset, DatasetStatus
 from .naming import check_bucket_name, check_prefix
@@ -30,8 +31,7 @@ def get_dataset(db: Session, name: str) -> Dataset:
 
 
 def register_dataset(zone: Zone, actor: Identity, name: str, classification: str,
-                     prefix: str = "", description: str = "",
-                     attestation: dict[str, Any] | None = None) -> Dataset:
+                     prefix: str = "", description: str = "") -> Dataset:
     """Register a dataset stored in the bucket of the same name (created if missing).
 
     The name must carry the classification's prefix (``raw-`` or ``deid-``), so the
@@ -53,12 +53,13 @@ def register_dataset(zone: Zone, actor: Identity, name: str, classification: str
     with zone.sessions() as db:
         if db.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
             raise Conflict(f"a dataset named {name!r} already exists")
-    created_bucket = zone.broker.ensure_bucket(name)
+    created_bucket = zone.broker.ensure_bucket(
+        name, versioned=kind is Classification.DEIDENTIFIED)
     try:
         with zone.unit_of_work() as db:
             dataset = Dataset(name=name, bucket=name, prefix=prefix, classification=kind,
                               status=DatasetStatus.DRAFT, description=description,
-                              attestation=attestation, created_at=zone.now(),
+                              created_at=zone.now(),
                               created_by=actor.name)
             db.add(dataset)
             db.flush()
@@ -76,16 +77,19 @@ def register_dataset(zone: Zone, actor: Identity, name: str, classification: str
 
 
 def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Dataset:
-    """Publish or withdraw a dataset; only de-identified datasets may be published."""
+    """Publish or withdraw a dataset. Only de-identified datasets whose attestation holds
+    (every object as attested, hashes and k re-checked) may be published."""
     check_admin(actor, f"{action}ing a dataset")
     allowed_from, target = TRANSITIONS[action]
+    attested = None
+    if action == "publish":
+        found = get_location(zone, name)
+        _check_publishable(zone, found)
+        attested = found.attestation
     with zone.unit_of_work() as db:
         dataset = get_dataset(db, name)
-        if action == "publish" and dataset.classification is not Classification.DEIDENTIFIED:
-            raise InvalidTransition(
-                f"dataset {name} is raw (identifiable) and can never be published "
-                "(식별 가능한 원본 데이터는 공개할 수 없습니다)"
-            )
+        if action == "publish" and dataset.attestation != attested:
+            raise Conflict(f"dataset {name} was re-attested meanwhile; publish again")
         if dataset.status not in allowed_from:
             raise InvalidTransition(f"cannot {action} dataset {name}: it is {dataset.status}")
         dataset.status = target
@@ -93,6 +97,37 @@ def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Datase
             dataset.published_at, dataset.published_by = zone.now(), actor.name
         zone.record(db, actor, f"dataset.{target.value}", f"dataset:{name}")
     return dataset
+
+
+def _check_publishable(zone: Zone, dataset: Dataset) -> None:
+    if dataset.classification is not Classification.DEIDENTIFIED:
+        raise InvalidTransition(f"dataset {dataset.name} is raw (identifiable) and can never "
+                                "be published (식별 가능한 원본 데이터는 공개할 수 없습니다)")
+    if dataset.status not in TRANSITIONS["publish"][0]:
+        raise InvalidTransition(f"cannot publish dataset {dataset.name}: it is "
+                                f"{dataset.status}")
+    problems = integrity.problems(zone.broker, dataset.bucket, dataset.prefix,
+                                  dataset.attestation)
+    if problems:
+        raise InvalidTransition(f"dataset {dataset.name} cannot be published: "
+                                f"{'; '.join(problems)} (가명처리 증명 불일치)")
+
+
+def take_out_of_sessions(zone: Zone, actor: Identity, name: str, problems: list[str]) -> None:
+    """A dataset whose attestation no longer holds: withdrawn, and the audit says why."""
+    with zone.unit_of_work() as db:
+        dataset = get_dataset(db, name)
+        was = dataset.status
+        if was is DatasetStatus.PUBLISHED:
+            dataset.status = DatasetStatus.WITHDRAWN
+        zone.record(db, actor, "dataset.integrity_failed", f"dataset:{name}",
+                    problems=problems[:20], was=was.value, now=dataset.status.value)
+
+
+def get_location(zone: Zone, name: str) -> Dataset:
+    """The dataset's catalogue row, detached (bucket, prefix, status, attestation)."""
+    with zone.sessions() as db:
+        return get_dataset(db, name)
 
 
 def list_datasets(zone: Zone) -> list[Dataset]:
@@ -108,7 +143,7 @@ def record_attestation(zone: Zone, actor: Identity, name: str,
         dataset.attestation = attestation
         zone.record(db, actor, "dataset.attested", f"dataset:{name}",
                     recipe_sha256=attestation["recipe_sha256"],
-                    outputs={o["key"]: o["sha256"] for o in attestation["outputs"]},
+                    objects={k: o["sha256"] for k, o in attestation["objects"].items()},
                     k=attestation["k"], rows_out=attestation["rows_out"])
 
 

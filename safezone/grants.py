@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from .clock import as_utc
+from .deid import integrity
 from .errors import InvalidInput, NotFound, PermissionDenied
 from .models import (
     Classification,
@@ -68,6 +69,23 @@ class IssuedGrant:
         }
 
 
+def _still_attested(zone: Zone, actor: Identity, datasets: list) -> list:
+    """The datasets whose stored objects are still exactly the attested ones; any other is
+    taken out of sessions on the spot (withdrawn, audited) and left out of this grant."""
+    from .datasets import take_out_of_sessions
+
+    kept = []
+    for dataset in datasets:
+        problems = integrity.stored_problems(zone.broker, dataset.bucket, dataset.prefix,
+                                             dataset.attestation)
+        if problems:
+            log.warning("dataset %s left out of a session: %s", dataset.name, problems)
+            take_out_of_sessions(zone, actor, dataset.name, problems)
+        else:
+            kept.append(dataset)
+    return kept
+
+
 def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                 server_name: str = "") -> IssuedGrant:
     """Check the membership, create the session identity, record the grant."""
@@ -89,6 +107,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                     and d.status is DatasetStatus.PUBLISHED]
         ends = min(as_utc(membership.expires_at),
                    now + timedelta(hours=zone.settings.session_ttl_hours))
+    datasets = _still_attested(zone, actor, datasets)
     locations = [DatasetLocation(d.name, d.bucket, d.prefix) for d in datasets]
     policy = session_policy(project_name, user, locations)
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",

@@ -18,10 +18,14 @@ from botocore.config import Config as BotoConfig
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from safezone import datasets
 from safezone.api.app import create_app
 from safezone.config import Settings, StorageSettings
+from safezone.deid import pipeline
+from safezone.deid.recipe import load_recipe
 from safezone.local.processes import ManagedProcess, free_port, wait_for_http
 from safezone.local.services import start_hub, start_minio
+from safezone.permissions import ADMIN_SCOPE, Identity
 from safezone.zone import Zone
 from spawner.demo_auth import hash_password
 
@@ -215,13 +219,40 @@ class Provisioned:
     offered: list[str] = field(default_factory=list)
 
 
+TINY_RECIPE = """
+version: 1
+columns:
+  id: {technique: keep}
+  age: {technique: keep}
+"""
+PIPELINE_KEY = b"test-key-kept-outside-the-zone"
+
+
+def attested_dataset(zone: Zone, name: str, body: bytes = b"id,age\n1,40\n",
+                     recipe: str = TINY_RECIPE) -> dict:
+    """A de-identified dataset made the only way there is: raw upload, then the pipeline."""
+    steward = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
+    raw = "raw-" + name.removeprefix("deid-")[:55]
+    datasets.register_dataset(zone, steward, raw, "raw")
+    zone.broker.write_object(raw, "upload.csv", body)
+    return pipeline.run(zone, steward, load_recipe(recipe), raw, "upload.csv", name,
+                        PIPELINE_KEY)
+
+
+def steward_env(zone: Zone) -> dict[str, str]:
+    """The environment a data steward's ``safezone deid …`` runs with inside the zone."""
+    storage = zone.settings.storage
+    return {**os.environ, "SAFEZONE_DATABASE_URL": zone.settings.database_url,
+            "SAFEZONE_MINIO_ENDPOINT": storage.endpoint,
+            "SAFEZONE_MINIO_ROOT_USER": storage.root_user,
+            "SAFEZONE_MINIO_ROOT_PASSWORD": storage.root_password,
+            "SAFEZONE_MINIO_ISSUER_PASSWORD": storage.issuer_password}
+
+
 def register_published_dataset(stack: Stack, name: str, body: bytes = b"id,age\n1,40\n"
                                ) -> None:
-    admin = stack.api("admin")
-    admin.post("/api/datasets", json={"name": name, "classification": "deidentified"}
-               ).raise_for_status()
-    stack.minio.root_s3().put_object(Bucket=name, Key="data.csv", Body=body)
-    admin.post(f"/api/datasets/{name}/publish").raise_for_status()
+    attested_dataset(stack.zone, name, body)
+    stack.api("admin").post(f"/api/datasets/{name}/publish").raise_for_status()
 
 
 def provision(stack: Stack, member: str = "alice", days_valid: float = 30) -> Provisioned:

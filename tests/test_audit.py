@@ -10,16 +10,17 @@ from safezone import audit, datasets, memberships, projects
 from safezone.models import AuditEvent
 from safezone.permissions import ADMIN_SCOPE, Identity
 
-from .support import unique
+from .support import attested_dataset, unique
 
 ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
 
 
 def fill(zone) -> None:
-    """Six real events: a project, a dataset, its publication, attach, two decisions."""
+    """Real events: a project, a dataset made by the pipeline (raw upload, output, attestation),
+    its publication, attach, two decisions."""
     project, dataset = unique("p"), unique("deid-a")
     projects.create_project(zone, ADMIN, project)
-    datasets.register_dataset(zone, ADMIN, dataset, "deidentified")
+    attested_dataset(zone, dataset)
     datasets.change_status(zone, ADMIN, dataset, "publish")
     projects.attach_dataset(zone, ADMIN, project, dataset)
     memberships.approve_membership(zone, ADMIN, project, "alice",
@@ -38,7 +39,8 @@ def test_untouched_chain_verifies_and_is_anchored(zone):
     with zone.sessions() as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
         head = audit.head(db)
-    assert actions == ["project.created", "dataset.registered", "dataset.published",
+    assert actions == ["project.created", "dataset.registered", "dataset.registered",
+                       "dataset.attested", "dataset.published",
                        "project.dataset_attached", "membership.approved", "membership.revoked"]
     assert zone.broker.latest_anchor() == head
 

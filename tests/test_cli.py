@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from .support import unique
+from .support import attested_dataset, unique
 
 
 def cli(stack, user: str, *args: str) -> subprocess.CompletedProcess:
@@ -22,6 +22,10 @@ def test_admin_creates_publishes_approves_and_revokes(stack):
     assert cli(stack, "admin", "projects", "create", project, "--title", "CLI").returncode == 0
     assert cli(stack, "admin", "datasets", "register", dataset,
                "--classification", "deidentified").returncode == 0
+    refused = cli(stack, "admin", "datasets", "publish", dataset)  # not made by the pipeline
+    assert refused.returncode == 1 and "no attestation" in refused.stderr
+    dataset = unique("deid-cli")
+    attested_dataset(stack.zone, dataset)
     assert cli(stack, "admin", "datasets", "publish", dataset).returncode == 0
     assert cli(stack, "admin", "projects", "attach", project, dataset).returncode == 0
     requested = cli(stack, "bob", "members", "request", project, "--justification", "why")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,7 +20,7 @@ from safezone.errors import InvalidInput
 from safezone.local.demo import raw_records
 from safezone.permissions import ADMIN_SCOPE, Identity
 
-from .support import unique
+from .support import steward_env, unique
 
 ADMIN = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
 KEY = b"k" * 8 + b"this-key-lives-outside-the-zone"
@@ -66,7 +69,7 @@ def test_known_answer_k_anonymity(zone):
     assert table.num_rows == 7 and "name" not in table.column_names
     assert sorted(set(zip(table["birth"].to_pylist(), table["sex"].to_pylist(),
                           strict=True))) == [("30-39", "M"), ("40-49", "F")]
-    assert pipeline.verify(zone, dataset) == []
+    assert pipeline.verify(zone, ADMIN, dataset) == []
 
 
 def test_direct_identifier_left_in_fails_and_writes_nothing(zone):
@@ -97,7 +100,7 @@ def test_key_never_leaves_and_pseudonyms_are_stable(zone, caplog):
     ids = {name: output_table(zone, name)["id"].to_pylist() for name in (first, second, other)}
     assert ids[first] == ids[second] and ids[first] != ids[other]
     for name in (first, second, other):
-        for obj in ("data.parquet", "_attestation.json", "_report.md"):
+        for obj in ("data.parquet", "_attestation.json", "_report.md", "_report.html"):
             assert KEY not in zone.broker.read_object(name, obj, 1 << 30)
             assert KEY[::-1] not in zone.broker.read_object(name, obj, 1 << 30)
     assert KEY.decode() not in caplog.text
@@ -108,7 +111,7 @@ def test_tampered_output_fails_verification(zone):
     dataset = unique("deid-t")
     pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), bucket, key, dataset, KEY)
     zone.broker.write_object(dataset, "data.parquet", b"PAR1 not the attested bytes")
-    assert any("changed" in p for p in pipeline.verify(zone, dataset))
+    assert any("replaced" in p for p in pipeline.verify(zone, ADMIN, dataset))
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -141,7 +144,7 @@ def test_example_recipe_on_the_demo_raw_data(zone):
     assert facts["k_achieved"] >= 5 and facts["l_achieved"] >= 2
     assert facts["rows_out"] + facts["rows_suppressed"] == 3000
     assert {"name", "phone"} <= set(facts["columns_dropped"])
-    assert pipeline.verify(zone, dataset) == []
+    assert pipeline.verify(zone, ADMIN, dataset) == []
     report = zone.broker.read_object(dataset, "_report.md", 1 << 20).decode()
     assert "k-익명성 / k-anonymity: required 5" in report
     assert "## birth_date: 억제 후 / after suppression" in report and "범주화" in report
@@ -151,25 +154,19 @@ def test_example_recipe_on_the_demo_raw_data(zone):
         assert value not in report  # no raw value in a file sessions can read
 
 
-def test_cli_run_and_verify(zone, tmp_path):
-    import os
-    import subprocess
-    import sys
+def steward_cli(zone):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "safezone.cli", "deid", *args],
+                              env=steward_env(zone), capture_output=True, text=True, timeout=120)
+    return cli
 
+
+def test_cli_run_and_verify(zone, tmp_path):
     bucket, key = raw_object(zone, SMALL.encode())
     (tmp_path / "recipe.yaml").write_text(SMALL_RECIPE)
     (tmp_path / "key").write_bytes(KEY)
-    storage = zone.settings.storage
-    env = {**os.environ, "SAFEZONE_DATABASE_URL": zone.settings.database_url,
-           "SAFEZONE_MINIO_ENDPOINT": storage.endpoint,
-           "SAFEZONE_MINIO_ROOT_USER": storage.root_user,
-           "SAFEZONE_MINIO_ROOT_PASSWORD": storage.root_password,
-           "SAFEZONE_MINIO_ISSUER_PASSWORD": storage.issuer_password}
     dataset = unique("deid-cli")
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "safezone.cli", "deid", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+    cli = steward_cli(zone)
 
     done = cli("run", "--recipe", str(tmp_path / "recipe.yaml"), "--input", f"{bucket}/{key}",
                "--dataset", dataset, "--key-file", str(tmp_path / "key"))
@@ -178,7 +175,27 @@ def test_cli_run_and_verify(zone, tmp_path):
     assert cli("verify", dataset).returncode == 0
     zone.broker.write_object(dataset, "data.parquet", b"tampered")
     failed = cli("verify", dataset)
-    assert failed.returncode == 1 and "changed" in failed.stdout
+    assert failed.returncode == 1 and "replaced" in failed.stdout
     bad = cli("run", "--recipe", str(tmp_path / "nope.yaml"), "--input", f"{bucket}/{key}",
               "--dataset", unique("deid-x"), "--key-file", str(tmp_path / "key"))
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
+
+
+def test_steward_uploads_parquet_and_the_run_matches_the_csv_run(zone, tmp_path):
+    table = pacsv.read_csv(io.BytesIO(SMALL.encode()))
+    pq.write_table(table, tmp_path / "small.parquet")
+    cli = steward_cli(zone)
+    raw = unique("raw-pq")
+    done = cli("upload", str(tmp_path / "small.parquet"), "--to", f"{raw}/small.parquet")
+    assert done.returncode == 0, done.stderr
+    facts = pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), raw, "small.parquet",
+                         unique("deid-pq"), KEY)
+    bucket, key = raw_object(zone, SMALL.encode())
+    from_csv = pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), bucket, key,
+                            unique("deid-csv"), KEY)
+    assert facts["rows_out"] == from_csv["rows_out"] == 7
+    assert output_table(zone, facts["dataset"]).to_pylist() == \
+        output_table(zone, from_csv["dataset"]).to_pylist()
+    for target in ("deid-x/a.csv", f"{raw}/a.exe", f"{raw}/a*.csv"):
+        refused = cli("upload", str(tmp_path / "small.parquet"), "--to", target)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr

@@ -18,7 +18,7 @@ from safezone.exports.states import TRANSITIONS, Party, next_state
 from safezone.models import AuditEvent, ExportStatus
 from safezone.permissions import ADMIN_SCOPE, REVIEW_SCOPE, Identity
 
-from .support import unique
+from .support import attested_dataset, unique
 
 ALICE = Identity("alice", "user", frozenset())
 REVIEWERS = [Identity(f"rev{i}", "user", frozenset({REVIEW_SCOPE})) for i in (1, 2, 3)]
@@ -55,7 +55,7 @@ def test_every_state_is_reachable_and_terminal_states_have_no_exit():
 def export_zone(zone):
     project, dataset = unique("p"), unique("deid-sm")
     projects.create_project(zone, ADMIN, project)
-    datasets.register_dataset(zone, ADMIN, dataset, "deidentified")
+    attested_dataset(zone, dataset)
     datasets.change_status(zone, ADMIN, dataset, "publish")
     memberships.approve_membership(zone, ADMIN, project, "alice",
                                    zone.now() + timedelta(days=30))
@@ -110,7 +110,8 @@ def assert_consistent(zone, rid: str) -> None:
         assert all(f["released"] for f in real_files)
         keys = {o.object_name for o in zone.broker.s3.list_objects(
             "released", prefix=f"{rid}/", recursive=True)}
-        assert keys == {f"{rid}/{f['path']}" for f in real_files}
+        assert keys == {f"{rid}/{f['path']}" for f in real_files} | \
+            {f"{rid}/{service.CHECK_RECORD}"}  # the check record travels with the files
     if status in {ExportStatus.SUBMITTED, ExportStatus.CHECKING}:
         raise AssertionError(f"request left in transient state {status}")
     if status is not ExportStatus.DRAFT:

@@ -22,11 +22,13 @@ from .support import hub_login, provision, report_measure, wait_until
 pytestmark = pytest.mark.integration
 
 PROBE = """
-import json, os, boto3
+import io, json, os, boto3
+import pyarrow.parquet as pq
 s3 = boto3.client("s3")
 out = {"env_project": os.environ["SAFEZONE_PROJECT"], "cwd": os.getcwd(),
        "key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"]}
-out["dataset"] = s3.get_object(Bucket=%(dataset)r, Key="data.csv")["Body"].read().decode()
+body = s3.get_object(Bucket=%(dataset)r, Key="data.parquet")["Body"].read()
+out["dataset"] = ",".join(pq.read_table(io.BytesIO(body)).column_names)
 try:
     s3.get_object(Bucket=%(raw)r, Key="people.csv"); out["raw"] = "READ"
 except Exception as exc:
@@ -135,7 +137,7 @@ def test_revocation_stops_server_and_kills_credentials(stack, alice_server):
 
     def refused() -> bool:
         try:
-            s3.get_object(Bucket=alice_server.dataset, Key="data.csv")
+            s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")
             return False
         except ClientError as exc:
             return exc.response["Error"]["Code"] == "InvalidAccessKeyId"

@@ -59,14 +59,14 @@ def test_expiry_is_honoured_with_a_moved_clock(stack, clock):
     setup = provision(stack, member="alice", days_valid=2)
     grant = issue_grant(stack, "alice", setup.project)
     s3 = notebook_s3(stack, grant)
-    assert s3.get_object(Bucket=setup.dataset, Key="data.csv")
+    assert s3.get_object(Bucket=setup.dataset, Key="data.parquet")
     clock.advance(timedelta(days=3))
     assert "expired" in refused_grant(stack, "alice", setup.project)
     assert setup.project not in stack.api("alice").get("/api/users/alice/projects"
                                                        ).json()["projects"]
     memberships.expire_memberships(stack.zone, SYSTEM)  # what the sweeper runs
     with pytest.raises(ClientError) as caught:
-        s3.get_object(Bucket=setup.dataset, Key="data.csv")
+        s3.get_object(Bucket=setup.dataset, Key="data.parquet")
     assert caught.value.response["Error"]["Code"] == "InvalidAccessKeyId"
 
 
@@ -83,11 +83,11 @@ def test_revocation_kills_credentials_at_once(stack):
     setup = provision(stack, member="alice")
     grant = issue_grant(stack, "alice", setup.project)
     s3 = notebook_s3(stack, grant)
-    s3.get_object(Bucket=setup.dataset, Key="data.csv")
+    s3.get_object(Bucket=setup.dataset, Key="data.parquet")
     stack.api("admin").post(f"/api/projects/{setup.project}/members/alice/revoke",
                             json={"reason": "left the study"}).raise_for_status()
     with pytest.raises(ClientError) as caught:
-        s3.get_object(Bucket=setup.dataset, Key="data.csv")
+        s3.get_object(Bucket=setup.dataset, Key="data.parquet")
     assert caught.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     assert "revoked" in refused_grant(stack, "alice", setup.project)
 
@@ -98,7 +98,7 @@ def test_archived_project_issues_no_grants_and_ends_running_ones(stack):
     stack.api("admin").post(f"/api/projects/{setup.project}/archive").raise_for_status()
     assert "archived" in refused_grant(stack, "alice", setup.project)
     with pytest.raises(ClientError):
-        notebook_s3(stack, grant).get_object(Bucket=setup.dataset, Key="data.csv")
+        notebook_s3(stack, grant).get_object(Bucket=setup.dataset, Key="data.parquet")
 
 
 def test_ending_a_grant_is_idempotent_and_deletes_identity(stack):

@@ -16,7 +16,7 @@ from safezone.exports import service
 from safezone.models import AuditEvent, Dataset, SessionGrant
 from safezone.permissions import ADMIN_SCOPE, REVIEW_SCOPE, SESSIONS_SCOPE, Identity
 
-from .support import fresh_database_url, launch_minio, make_zone, unique
+from .support import attested_dataset, fresh_database_url, launch_minio, make_zone, unique
 
 ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
 SPAWNER = Identity("safezone-spawner", "service", frozenset({SESSIONS_SCOPE}))
@@ -39,20 +39,20 @@ def test_grant_and_registration_fail_cleanly_while_minio_is_down(fragile):
     minio, zone = fragile
     project, dataset = unique("p"), unique("deid-f")
     projects.create_project(zone, ADMIN, project)
-    datasets.register_dataset(zone, ADMIN, dataset, "deidentified")
+    attested_dataset(zone, dataset)
     datasets.change_status(zone, ADMIN, dataset, "publish")
     projects.attach_dataset(zone, ADMIN, project, dataset)
     memberships.approve_membership(zone, ADMIN, project, "alice", zone.now() + timedelta(days=1))
     events_before = count(zone, AuditEvent)
 
     minio.process.stop()
-    with pytest.raises(StorageError, match="session identity"):
+    with pytest.raises(StorageError, match="MinIO"):  # the attestation check cannot list
         grants.issue_grant(zone, SPAWNER, "alice", project)
     with pytest.raises(StorageError, match="bucket"):
         datasets.register_dataset(zone, ADMIN, unique("deid-g"), "deidentified")
     assert count(zone, SessionGrant) == 0
-    assert count(zone, Dataset) == 1
-    assert count(zone, AuditEvent) == events_before
+    assert count(zone, Dataset) == 2  # the raw upload and the pipeline's output
+    assert count(zone, AuditEvent) == events_before  # unreachable storage withdraws nothing
 
     minio.restart()
     issued = grants.issue_grant(zone, SPAWNER, "alice", project)

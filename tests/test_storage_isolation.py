@@ -37,9 +37,9 @@ def setting(stack):
 
 def test_reads_published_dataset_of_its_project(setting):
     mine, _, grant, s3 = setting
-    assert s3.get_object(Bucket=mine.dataset, Key="data.csv")["Body"].read().startswith(b"id,")
+    assert s3.get_object(Bucket=mine.dataset, Key="data.parquet")["Body"].read(4) == b"PAR1"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=mine.dataset)["Contents"]]
-    assert keys == ["data.csv"]
+    assert keys == ["_attestation.json", "_report.html", "_report.md", "data.parquet"]
     assert [d["name"] for d in grant["datasets"]] == [mine.dataset]
 
 
@@ -51,13 +51,13 @@ def test_raw_bucket_is_neither_listed_nor_read(setting):
 
 def test_dataset_is_read_only(setting):
     mine, _, _, s3 = setting
-    assert_denied(s3.put_object, Bucket=mine.dataset, Key="data.csv", Body=b"overwritten")
-    assert_denied(s3.delete_object, Bucket=mine.dataset, Key="data.csv")
+    assert_denied(s3.put_object, Bucket=mine.dataset, Key="data.parquet", Body=b"overwritten")
+    assert_denied(s3.delete_object, Bucket=mine.dataset, Key="data.parquet")
 
 
 def test_other_projects_dataset_and_workspace_are_refused(setting):
     _, other, _, s3 = setting
-    assert_denied(s3.get_object, Bucket=other.dataset, Key="data.csv")
+    assert_denied(s3.get_object, Bucket=other.dataset, Key="data.parquet")
     assert_denied(s3.list_objects_v2, Bucket=other.dataset)
     assert_denied(s3.get_object, Bucket="work", Key=f"{other.project}/secret.txt")
     assert_denied(s3.list_objects_v2, Bucket="work", Prefix=f"{other.project}/")
@@ -158,8 +158,8 @@ def test_second_dataset_shows_up_in_next_grant_only_when_published(stack, settin
                             ).raise_for_status()
     grant = issue_grant(stack, "alice", mine.project, server_name="second")
     s3 = notebook_s3(stack, grant)
-    assert s3.get_object(Bucket=extra, Key="data.csv")["Body"].read()
+    assert s3.get_object(Bucket=extra, Key="data.parquet")["Body"].read()
     stack.api("admin").post(f"/api/datasets/{extra}/withdraw").raise_for_status()
     grant = issue_grant(stack, "alice", mine.project, server_name="second")
     assert extra not in [d["name"] for d in grant["datasets"]]
-    assert_denied(notebook_s3(stack, grant).get_object, Bucket=extra, Key="data.csv")
+    assert_denied(notebook_s3(stack, grant).get_object, Bucket=extra, Key="data.parquet")

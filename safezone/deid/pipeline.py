@@ -1,42 +1,43 @@
-"""The streaming de-identification run: raw object in, de-identified Parquet + attestation out.
+"""One de-identification run: raw object in, attested de-identified dataset out.
 
-Two passes over the raw object, batch by batch (memory holds one batch plus the table of
-quasi-identifier classes): the first counts the classes (k) and the sensitive values per
-class (l); the second transforms, drops rows of classes smaller than k, scans every output
-cell for identifiers and writes Parquet to a local temp file. Only when all of that passed
-is anything written to the ``deid-*`` bucket.
+The run acts as its own MinIO identity (``policies/minio/deid-run.yaml``): a service
+account that can read the one raw input object and write the one output dataset, created
+for the run and deleted after it. The engine streams the input twice; the input's SHA-256
+must be the same on both passes. Only when everything passed are the data, the reports and
+the attestation written, and the catalogue pins each object's version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import logging
+import secrets
 import tempfile
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from rich.progress import Progress
+from minio import Minio
+from minio.error import S3Error
 
-from .. import __version__
-from ..checks.findings import load_rules
-from ..checks.tables import identifier_findings
-from ..errors import InvalidInput
+from .. import __version__, datasets
+from ..errors import InvalidInput, StorageError
+from ..models import DatasetStatus
+from ..naming import check_bucket_name
 from ..permissions import Identity, check_admin
+from ..storage.policies import pipeline_policy
 from ..zone import Zone
+from . import engine, integrity
 from .recipe import Recipe
-from .report import render
-from .transforms import apply
+from .report import render_html, render_markdown
 
+log = logging.getLogger(__name__)
 OUTPUT_KEY = "data.parquet"
 ATTESTATION_KEY = "_attestation.json"
-REPORT_KEY = "_report.md"
-BATCH_BYTES = 4 << 20
+REPORT_KEYS = ("_report.md", "_report.html")
 
 
 class _HashingReader(io.RawIOBase):
@@ -56,197 +57,177 @@ class _HashingReader(io.RawIOBase):
         return len(chunk)
 
 
-class _RawBatches:
-    """One streamed read of the raw CSV, batch by batch; after iterating, ``sha256`` and
-    ``size`` describe exactly the bytes read."""
+class RawInput:
+    """The raw input, opened once per pass; records the SHA-256 and size each pass read.
 
-    def __init__(self, zone: Zone, bucket: str, key: str) -> None:
-        self.zone, self.bucket, self.key = zone, bucket, key
-        self.sha256, self.size = "", 0
+    CSV streams straight from MinIO. Parquet needs random access, so it is copied once to
+    ``scratch`` (disk, not memory) and both passes read that copy.
+    """
 
-    def __iter__(self):
-        response = self.zone.broker.s3.get_object(self.bucket, self.key)
+    def __init__(self, client: Minio, bucket: str, key: str, scratch: Path) -> None:
+        self.client, self.bucket, self.key, self.scratch = client, bucket, key, scratch
+        self.reads: list[tuple[str, int]] = []
+        self.is_parquet = key.lower().endswith(".parquet")
+
+    def batches(self):
+        if self.is_parquet:
+            yield from self._parquet_batches()
+            return
+        response = self._get()
         reader = _HashingReader(response)
         try:
-            yield from pacsv.open_csv(io.BufferedReader(reader, BATCH_BYTES),
-                                      read_options=pacsv.ReadOptions(block_size=BATCH_BYTES))
+            yield from engine.csv_batches(io.BufferedReader(reader, engine.BATCH_BYTES))
         finally:
             response.close()
             response.release_conn()
-        self.sha256, self.size = reader.sha256.hexdigest(), reader.size
+        self.reads.append((reader.sha256.hexdigest(), reader.size))
+
+    def _get(self):
+        try:
+            return self.client.get_object(self.bucket, self.key)
+        except S3Error as exc:
+            raise InvalidInput(f"cannot read {self.bucket}/{self.key}: {exc.code}") from None
+
+    def _parquet_batches(self):
+        local = self.scratch / "input.parquet"
+        if not local.exists():
+            response = self._get()
+            try:
+                with local.open("wb") as handle:
+                    for chunk in response.stream(1 << 20):
+                        handle.write(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+        try:
+            yield from engine.parquet_batches(local)
+        finally:
+            self.reads.append((_file_sha256(local), local.stat().st_size))
 
 
-def _transform(batch: pa.RecordBatch, recipe: Recipe, key: bytes) -> pa.Table:
-    columns = {}
-    for name in batch.schema.names:
-        out = apply(name, batch.column(name), recipe.columns[name], key)
-        if out is not None:
-            columns[name] = out
-    return pa.table(columns)
+@contextlib.contextmanager
+def pipeline_identity(zone: Zone, input_bucket: str, input_key: str, dataset: str
+                      ) -> Iterator[Minio]:
+    """An S3 client acting as this run's own identity, deleted when the block ends."""
+    policy = pipeline_policy(input_bucket, input_key, dataset)
+    access_key, secret_key = zone.broker.create_pipeline_identity(
+        policy, name=f"sz-deid-{secrets.token_hex(4)}",
+        description=f"safezone deid run {input_bucket}/{input_key} -> {dataset}")
+    try:
+        yield zone.broker.client_for(access_key, secret_key)
+    finally:
+        zone.broker.delete_pipeline_identity(access_key)
 
 
-def _check_columns(schema: pa.Schema, recipe: Recipe) -> None:
-    unhandled = [c for c in schema.names if c not in recipe.columns]
-    if unhandled:
-        raise InvalidInput(f"column {', '.join(unhandled)} is not handled by the recipe: give "
-                           "each input column a technique (처리 방법이 없는 열)")
-    unknown = [c for c in recipe.columns if c not in schema.names]
-    if unknown:
-        raise InvalidInput(f"the recipe names column {', '.join(unknown)}, which the input "
-                           "does not have")
+def _check_request(actor: Identity, input_bucket: str, input_key: str, dataset: str,
+                   key: bytes) -> None:
+    check_admin(actor, "running a de-identification")
+    if not input_bucket.startswith("raw-"):
+        raise InvalidInput("the input must be in a raw-* bucket")
+    check_bucket_name(input_bucket)
+    if not input_key or any(c in input_key for c in "*?$\\\0"):
+        raise InvalidInput(f"input key {input_key!r} is empty or holds * ? $ \\")
+    if not dataset.startswith("deid-"):
+        raise InvalidInput("the output dataset's name must start with 'deid-'")
+    if len(key) < 16:
+        raise InvalidInput("the pseudonymisation key must be at least 16 bytes")
+
+
+def _check_output_free(zone: Zone, dataset: str) -> bool:
+    """False when the dataset must still be registered; refuses a published one."""
+    known = {d.name: d for d in datasets.list_datasets(zone)}
+    if dataset in known and known[dataset].status is DatasetStatus.PUBLISHED:
+        raise InvalidInput(f"dataset {dataset} is published: withdraw it before re-running")
+    return dataset in known
 
 
 def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_key: str,
         dataset: str, key: bytes, progress: bool = False) -> dict[str, Any]:
     """De-identify ``input_bucket/input_key`` into dataset ``dataset``; returns the attestation."""
-    check_admin(actor, "running a de-identification")
-    if not input_bucket.startswith("raw-"):
-        raise InvalidInput("the input must be in a raw-* bucket")
-    if not dataset.startswith("deid-"):
-        raise InvalidInput("the output dataset's name must start with 'deid-'")
-    if len(key) < 16:
-        raise InvalidInput("the pseudonymisation key must be at least 16 bytes")
-    qis, sensitive = recipe.with_role("quasi_identifier"), recipe.with_role("sensitive")
-    pseudonyms = [c for c, spec in recipe.columns.items() if spec["technique"] == "pseudonymise"]
-    counts: list[pa.Table] = []
-    pairs: list[pa.Table] = []
-    rows_in = 0
-    generalised = [c for c, spec in recipe.columns.items() if spec["technique"] == "generalise"]
-    before: dict[str, Counter] = {c: Counter() for c in generalised}
-    after: dict[str, Counter] = {c: Counter() for c in generalised}
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task("pass 1/2: counting classes", total=None)
-        raw = _RawBatches(zone, input_bucket, input_key)
-        for item in raw:
-            _check_columns(item.schema, recipe)
-            table = _transform(item, recipe, key)
-            for column in generalised:  # never raw values: the report sits beside the data
-                before[column].update(_value_counts(table[column]))
-            rows_in += table.num_rows
-            if qis:
-                counts.append(table.group_by(qis).aggregate([([], "count_all")]))
-                for column in sensitive:
-                    pairs.append(table.group_by([*qis, column]).aggregate([]))
-            bar.advance(task, item.num_rows)
-    if rows_in == 0:
-        raise InvalidInput("the input has no rows")
-    kept_classes, k_achieved, l_achieved, classes = _classes(counts, pairs, qis, sensitive,
-                                                             recipe)
-    rules = load_rules()
-    with tempfile.TemporaryDirectory() as tmp:
+    _check_request(actor, input_bucket, input_key, dataset, key)
+    if not zone.broker.bucket_exists(input_bucket):
+        raise InvalidInput(f"there is no bucket {input_bucket}")
+    registered = _check_output_free(zone, dataset)
+    with pipeline_identity(zone, input_bucket, input_key, dataset) as client, \
+            tempfile.TemporaryDirectory() as tmp:
+        raw = RawInput(client, input_bucket, input_key, Path(tmp))
         out_path = Path(tmp) / OUTPUT_KEY
-        writer, rows_out, columns_out = None, 0, []
-        with Progress(disable=not progress) as bar:
-            task = bar.add_task("pass 2/2: writing", total=rows_in)
-            for item in _RawBatches(zone, input_bucket, input_key):
-                table = _transform(item, recipe, key)
-                if qis:
-                    table = table.join(kept_classes, keys=qis, join_type="left semi")
-                # pseudonyms are HMAC digests by construction: scanning them only finds
-                # chance digit runs
-                found = list(identifier_findings("output", table.drop_columns(pseudonyms),
-                                                 rules))
-                if found:
-                    names = sorted({f.column for f in found if f.column})
-                    raise InvalidInput(f"column {', '.join(names)} still holds direct "
-                                       f"identifiers ({found[0].message_en}); nothing was "
-                                       "written (식별자 잔존)")
-                if writer is None:
-                    writer = pq.ParquetWriter(out_path, table.schema)
-                    columns_out = table.schema.names
-                writer.write_table(table)
-                for column in generalised:
-                    after[column].update(_value_counts(table[column]))
-                rows_out += table.num_rows
-                bar.advance(task, item.num_rows)
-        if writer is not None:
-            writer.close()
-        if rows_out == 0:
-            raise InvalidInput(f"every row was suppressed at k={recipe.k}: generalise more")
-        data = out_path.read_bytes()
-    return _publish_outputs(zone, actor, recipe, dataset, data, before, after, {
-        "input": {"bucket": input_bucket, "key": input_key, "sha256": raw.sha256,
-                  "bytes": raw.size},
-        "k": recipe.k, "k_achieved": k_achieved, "l": recipe.l, "l_achieved": l_achieved,
-        "classes": classes, "rows_in": rows_in, "rows_out": rows_out,
-        "rows_suppressed": rows_in - rows_out,
-        "columns_dropped": sorted(c for c, s in recipe.columns.items()
-                                  if s["technique"] == "delete"),
-        "columns_out": columns_out, "quasi_identifiers": qis, "sensitive": sensitive,
-        "identifier_scan": "clean"})
-
-
-def _classes(counts, pairs, qis, sensitive, recipe: Recipe):
-    if not qis:
-        return None, None, None, 0
-    total = pa.concat_tables(counts).group_by(qis).aggregate([("count_all", "sum")])
-    kept = total.filter(pc.greater_equal(total["count_all_sum"], recipe.k))
-    k_achieved = pc.min(kept["count_all_sum"]).as_py() if kept.num_rows else 0
-    l_achieved = None
-    if sensitive:
-        distinct = pa.concat_tables(pairs).group_by(pairs[0].column_names).aggregate([])
-        per_class = distinct.group_by(qis).aggregate([([], "count_all")])
-        per_kept = per_class.join(kept.select(qis), keys=qis, join_type="inner")
-        l_achieved = pc.min(per_kept["count_all"]).as_py() if per_kept.num_rows else 0
-        if l_achieved < recipe.l:
-            raise InvalidInput(f"l-diversity {l_achieved} is below the recipe's l={recipe.l}: "
-                               "generalise the quasi-identifiers more (l-다양성 미달)")
-    return kept.select(qis), k_achieved, l_achieved, kept.num_rows
-
-
-def _value_counts(values) -> Counter:
-    counted = pc.value_counts(values)
-    return Counter({str(v["values"]): v["counts"] for v in counted.to_pylist()})
-
-
-def _publish_outputs(zone: Zone, actor: Identity, recipe: Recipe, dataset: str, data: bytes,
-                     before: dict[str, Counter], after: dict[str, Counter],
-                     facts: dict[str, Any]) -> dict[str, Any]:
-    from .. import datasets
-
-    attestation = {
-        "schema": "safezone.deid-attestation/1", "dataset": dataset,
-        "recipe": recipe.source, "recipe_sha256": recipe.sha256,
-        "outputs": [{"key": OUTPUT_KEY, "sha256": hashlib.sha256(data).hexdigest(),
-                     "bytes": len(data)}],
-        **facts, "tool": f"safezone {__version__}", "run_by": actor.name,
-        "run_at": zone.now().isoformat(),
-    }
-    if dataset not in {d.name for d in datasets.list_datasets(zone)}:
-        datasets.register_dataset(zone, actor, dataset, "deidentified",
-                                  description="made by safezone deid run")
-    zone.broker.write_object(dataset, OUTPUT_KEY, data)
-    zone.broker.write_object(dataset, ATTESTATION_KEY,
-                             json.dumps(attestation, ensure_ascii=False, indent=1).encode())
-    zone.broker.write_object(dataset, REPORT_KEY,
-                             render(attestation, recipe.columns, before, after).encode())
-    datasets.record_attestation(zone, actor, dataset, attestation)
+        result = engine.deidentify(raw.batches, recipe, key, out_path, progress)
+        if len(set(raw.reads)) != 1:
+            raise InvalidInput(f"{input_bucket}/{input_key} changed during the run; nothing "
+                               "was written")
+        (input_sha256, input_bytes), = set(raw.reads)
+        attestation = {
+            "schema": "safezone.deid-attestation/1", "dataset": dataset,
+            "recipe": recipe.source, "recipe_sha256": recipe.sha256,
+            "input": {"bucket": input_bucket, "key": input_key, "sha256": input_sha256,
+                      "bytes": input_bytes},
+            "outputs": [{"key": OUTPUT_KEY, "sha256": _file_sha256(out_path),
+                         "bytes": out_path.stat().st_size}],
+            "k": recipe.k, "k_achieved": result.k_achieved, "l": recipe.l,
+            "l_achieved": result.l_achieved, "classes": result.classes,
+            "rows_in": result.rows_in, "rows_out": result.rows_out,
+            "rows_suppressed": result.rows_in - result.rows_out,
+            "columns_dropped": sorted(c for c, s in recipe.columns.items()
+                                      if s["technique"] == "delete"),
+            "columns_out": result.columns_out,
+            "quasi_identifiers": recipe.with_role("quasi_identifier"),
+            "sensitive": recipe.with_role("sensitive"), "identifier_scan": "clean",
+            "tool": f"safezone {__version__}", "run_by": actor.name,
+            "run_at": zone.now().isoformat(),
+        }
+        reports = {
+            REPORT_KEYS[0]: render_markdown(attestation, recipe.columns, result.before,
+                                            result.after).encode(),
+            REPORT_KEYS[1]: render_html(attestation, recipe.columns, result.before,
+                                        result.after).encode(),
+        }
+        if not registered:  # only now: a failed run leaves no dataset behind
+            datasets.register_dataset(zone, actor, dataset, "deidentified",
+                                      description="made by safezone deid run")
+        objects = {OUTPUT_KEY: _upload(client, dataset, OUTPUT_KEY, out_path,
+                                       attestation["outputs"][0]["sha256"])}
+        for name, body in reports.items():
+            objects[name] = _put(client, dataset, name, body)
+        document = json.dumps(attestation, ensure_ascii=False, indent=1).encode()
+        objects[ATTESTATION_KEY] = _put(client, dataset, ATTESTATION_KEY, document)
+    datasets.record_attestation(zone, actor, dataset, {**attestation, "objects": objects})
     return attestation
 
 
-def verify(zone: Zone, dataset: str) -> list[str]:
-    """Problems with a dataset's attestation: missing, changed outputs, k no longer held."""
-    from .. import datasets
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
-    attestation = datasets.attestation_of(zone, dataset)
-    if not attestation:
-        return [f"{dataset} has no attestation"]
-    problems = []
-    for output in attestation["outputs"]:
-        try:
-            data = zone.broker.read_object(dataset, output["key"], 1 << 34)
-        except Exception as exc:  # a missing output is a failed verification
-            problems.append(f"{output['key']}: cannot be read ({exc})")
-            continue
-        if hashlib.sha256(data).hexdigest() != output["sha256"]:
-            problems.append(f"{output['key']}: content changed since the attestation")
-            continue
-        qis = attestation.get("quasi_identifiers") or []
-        if qis:
-            table = pq.read_table(io.BytesIO(data), columns=qis)
-            smallest = pc.min(table.group_by(qis).aggregate([([], "count_all")])
-                              ["count_all"]).as_py()
-            if smallest < attestation["k"]:
-                problems.append(f"{output['key']}: a class of {smallest} rows is below "
-                                f"k={attestation['k']}")
+
+def _pinned(result, sha256: str, size: int) -> dict[str, Any]:
+    if not result.version_id:
+        raise StorageError("the output bucket is not versioned: attestations need versions")
+    return {"version_id": result.version_id, "etag": result.etag.strip('"'),
+            "bytes": size, "sha256": sha256}
+
+
+def _upload(client: Minio, bucket: str, key: str, path: Path, sha256: str) -> dict[str, Any]:
+    try:
+        written = client.fput_object(bucket, key, str(path))
+    except S3Error as exc:
+        raise StorageError(f"MinIO could not store {bucket}/{key}: {exc.code}") from exc
+    return _pinned(written, sha256, path.stat().st_size)
+
+
+def _put(client: Minio, bucket: str, key: str, body: bytes) -> dict[str, Any]:
+    try:
+        written = client.put_object(bucket, key, io.BytesIO(body), len(body))
+    except S3Error as exc:
+        raise StorageError(f"MinIO could not store {bucket}/{key}: {exc.code}") from exc
+    return _pinned(written, hashlib.sha256(body).hexdigest(), len(body))
+
+
+def verify(zone: Zone, actor: Identity, dataset: str) -> list[str]:
+    """Problems with a dataset against its attestation (re-hashes and re-counts k). Any
+    problem takes the dataset out of new sessions, and the audit chain records it."""
+    found = datasets.get_location(zone, dataset)
+    problems = integrity.problems(zone.broker, found.bucket, found.prefix, found.attestation)
+    if problems and found.attestation:
+        datasets.take_out_of_sessions(zone, actor, dataset, problems)
     return problems

@@ -1,4 +1,4 @@
-"""Demo data of the local zone: synthetic health records, raw and de-identified.
+"""Demo data of the local zone: synthetic raw health records, de-identified by the pipeline.
 
 Everything here is generated from a fixed seed; no real person is in it.
 """
@@ -14,6 +14,9 @@ import pandas as pd
 from sqlalchemy import select
 
 from .. import datasets, memberships, projects
+from ..config import POLICIES_DIR
+from ..deid import pipeline
+from ..deid.recipe import load_recipe
 from ..errors import Conflict, InvalidTransition
 from ..models import Dataset, Project
 from ..permissions import ADMIN_SCOPE, Identity
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 DEMO_PROJECT = "demo-health"
 DEID_DATASET = "deid-health-2024"
 RAW_DATASET = "raw-health-2024"
+RAW_KEY = "records.csv"
 SIDO = ["서울특별시", "부산광역시", "대구광역시", "인천광역시", "광주광역시", "대전광역시",
         "경기도", "강원특별자치도", "충청북도", "전라남도", "경상북도", "제주특별자치도"]
 DIAGNOSES = ["I10", "E11", "J45", "M54", "K21", "F32", "N18", "C50"]
@@ -51,49 +55,38 @@ def raw_records(rows: int = 3000, seed: int = 2024) -> pd.DataFrame:
     })
 
 
-def deidentify(raw: pd.DataFrame) -> pd.DataFrame:
-    """The demo's de-identified view: identifiers dropped, age banded, cost rounded."""
-    age = 2024 - pd.to_datetime(raw["birth_date"]).dt.year
-    return pd.DataFrame({
-        "age_band": (age // 10 * 10).astype(str) + "s",
-        "sex": raw["sex"],
-        "sido": raw["sido"],
-        "diagnosis": raw["diagnosis"],
-        "visits": raw["visits"],
-        "cost_band_krw": (raw["cost_krw"] // 500_000 * 500_000).astype(int),
-    })
-
-
 def _put(zone: Zone, bucket: str, key: str, body: bytes, content_type: str) -> None:
     zone.broker.s3.put_object(bucket, key, io.BytesIO(body), len(body),
                               content_type=content_type)
 
 
-def seed(zone: Zone, admin_name: str = "admin", member: str = "alice",
+def seed(zone: Zone, pseudonym_key: bytes, admin_name: str = "admin", member: str = "alice",
          member_days: int = 90) -> None:
-    """Create the demo project, datasets and alice's membership (idempotent)."""
+    """Create the demo project, the raw upload, the de-identified dataset made from it by
+    the pipeline with ``policies/deid/example-health.yaml``, and alice's membership
+    (idempotent)."""
     admin = Identity(admin_name, "user", frozenset({ADMIN_SCOPE}))
     with zone.sessions() as db:
         have_project = db.scalar(select(Project).where(Project.name == DEMO_PROJECT))
-        have = {d.name for d in db.scalars(select(Dataset))}
+        have = {d.name: d.attestation for d in db.scalars(select(Dataset))}
     if not have_project:
         projects.create_project(zone, admin, DEMO_PROJECT, "Synthetic health 2024 / 합성 보건")
-    raw = raw_records()
     if RAW_DATASET not in have:
         datasets.register_dataset(zone, admin, RAW_DATASET, "raw",
                                   description="Identifiable synthetic records (원본)")
-        _put(zone, RAW_DATASET, "records.csv", raw.to_csv(index=False).encode(), "text/csv")
+        _put(zone, RAW_DATASET, RAW_KEY, raw_records().to_csv(index=False).encode(),
+             "text/csv")
     if DEID_DATASET not in have:
-        datasets.register_dataset(zone, admin, DEID_DATASET, "deidentified",
-                                  description="De-identified synthetic records (비식별)")
-        deid = deidentify(raw)
-        _put(zone, DEID_DATASET, "records.csv", deid.to_csv(index=False).encode(), "text/csv")
-        buffer = io.BytesIO()
-        deid.to_parquet(buffer, index=False)
-        _put(zone, DEID_DATASET, "records.parquet", buffer.getvalue(),
-             "application/vnd.apache.parquet")
+        recipe = load_recipe((POLICIES_DIR / "deid" / "example-health.yaml").read_text())
+        facts = pipeline.run(zone, admin, recipe, RAW_DATASET, RAW_KEY, DEID_DATASET,
+                             pseudonym_key)
+        log.info("de-identified %s rows into %s (k=%s, %s suppressed)", facts["rows_in"],
+                 DEID_DATASET, facts["k_achieved"], facts["rows_suppressed"])
         datasets.change_status(zone, admin, DEID_DATASET, "publish")
         projects.attach_dataset(zone, admin, DEMO_PROJECT, DEID_DATASET)
+    elif not have[DEID_DATASET]:
+        log.warning("%s predates attestations and will be left out of sessions: remove the "
+                    "state folder (.cache/zone) to seed it again", DEID_DATASET)
     if member not in memberships.usable_projects(zone, admin, member) or not have_project:
         try:
             memberships.approve_membership(zone, admin, DEMO_PROJECT, member,

@@ -29,13 +29,21 @@ def _secrets(state: Path) -> dict:
     """Generated once per state folder and kept there (mode 600)."""
     path = state / "secrets.json"
     if path.exists():
-        return json.loads(path.read_text())
+        values = json.loads(path.read_text())
+        if "pseudonym_key" in values:
+            return values
+    else:
+        values = {}
     values = {
         "minio_root_password": secrets.token_urlsafe(24),
         "issuer_password": secrets.token_urlsafe(24),
         "service_token": secrets.token_hex(32),
         "spawner_token": secrets.token_hex(32),
         "passwords": {user: secrets.token_urlsafe(9) for user in DEMO_USERS},
+        # the demo's pseudonymisation key: kept here, outside MinIO (a real zone keeps it
+        # with the data steward, outside the zone)
+        "pseudonym_key": secrets.token_urlsafe(32),
+        **values,
     }
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
@@ -87,7 +95,7 @@ def run_local_zone(state_dir: str, port: int = 8000) -> None:
         settings = Settings.from_env()
         zone = Zone.from_settings(settings)
         zone.broker.bootstrap()
-        seed(zone)
+        seed(zone, values["pseudonym_key"].encode())
         log.info("demo data ready (project %s)", DEMO_PROJECT)
         cp_env = {**os.environ, "JUPYTERHUB_API_TOKEN": values["service_token"],
                   "JUPYTERHUB_API_URL": f"http://127.0.0.1:{PORTS['hub_api']}/hub/api",

@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import string
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
@@ -23,6 +24,7 @@ from minio.commonconfig import COMPLIANCE
 from minio.credentials import StaticProvider
 from minio.error import MinioAdminException, S3Error
 from minio.objectlockconfig import DAYS, ObjectLockConfig
+from minio.versioningconfig import ENABLED, VersioningConfig
 
 from ..audit import Anchor
 from ..config import StorageSettings
@@ -37,6 +39,15 @@ ISSUER_POLICY_NAME = "safezone-session-issuer"
 MIN_IDENTITY_LIFETIME = timedelta(minutes=16)
 MAX_IDENTITY_LIFETIME = timedelta(days=364)
 _ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object version as MinIO reports it."""
+
+    version_id: str | None
+    etag: str
+    size: int
 
 
 class ObjectMissing(StorageError):
@@ -97,12 +108,18 @@ class StorageBroker:
     def bucket_exists(self, bucket: str) -> bool:
         return self.s3.bucket_exists(bucket)
 
-    def ensure_bucket(self, bucket: str) -> bool:
-        """Create ``bucket`` if missing; True when this call created it."""
+    def ensure_bucket(self, bucket: str, versioned: bool = False) -> bool:
+        """Create ``bucket`` if missing; True when this call created it.
+
+        A versioned bucket gives every write a new version id that no writer can choose,
+        which is what attestations pin.
+        """
         try:
             if self.s3.bucket_exists(bucket):
                 return False
             self.s3.make_bucket(bucket)
+            if versioned:
+                self.s3.set_bucket_versioning(bucket, VersioningConfig(ENABLED))
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             raise StorageError(f"MinIO could not create bucket {bucket}: {exc}") from exc
         return True
@@ -144,6 +161,60 @@ class StorageBroker:
         """Access keys of all live session identities."""
         listing = json.loads(self.issuer.list_service_account(self.settings.issuer_user))
         return [a["accessKey"] for a in listing.get("accounts") or []]
+
+    # -- pipeline identities ---------------------------------------------------------
+    def create_pipeline_identity(self, policy: dict, name: str, description: str
+                                 ) -> tuple[str, str]:
+        """A short-lived service account limited by ``policy`` for one pipeline run."""
+        access_key = "SZP" + "".join(secrets.choice(_ALPHABET) for _ in range(17))
+        secret_key = secrets.token_urlsafe(30)
+        expiry = (datetime.now(UTC) + MIN_IDENTITY_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            self.admin.add_service_account(
+                access_key=access_key, secret_key=secret_key, policy=policy,
+                expiration=expiry, name=name[:32], description=description[:256])
+        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO refused to create the pipeline identity: {exc}"
+                               ) from exc
+        return access_key, secret_key
+
+    def delete_pipeline_identity(self, access_key: str) -> None:
+        try:
+            self.admin.delete_service_account(access_key)
+        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
+            log.warning("could not delete pipeline identity %s: %s", access_key, exc)
+
+    def client_for(self, access_key: str, secret_key: str) -> Minio:
+        """An S3 client acting as another identity (never root)."""
+        return Minio(self.settings.endpoint, credentials=StaticProvider(access_key, secret_key),
+                     secure=self.settings.secure, region=self.settings.region,
+                     http_client=_http_client())
+
+    def current_objects(self, bucket: str, prefix: str = "") -> dict[str, StoredObject]:
+        """The latest live version of every object under ``prefix`` (delete markers hide)."""
+        try:
+            listing = self.s3.list_objects(bucket, prefix=prefix, recursive=True,
+                                           include_version=True)
+            return {o.object_name: StoredObject(o.version_id, (o.etag or "").strip('"'),
+                                                o.size or 0)
+                    for o in listing if o.is_latest == "true" and not o.is_delete_marker}
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not list {bucket}/{prefix}: {exc}") from exc
+
+    def sha256_of(self, bucket: str, key: str, version_id: str | None = None) -> str:
+        """SHA-256 of an object, streamed (never whole in memory)."""
+        try:
+            response = self.s3.get_object(bucket, key, version_id=version_id)
+        except S3Error as exc:
+            raise ObjectMissing(f"{bucket}/{key} cannot be read: {exc.code}") from exc
+        try:
+            digest = hashlib.sha256()
+            for chunk in response.stream(1 << 20):
+                digest.update(chunk)
+            return digest.hexdigest()
+        finally:
+            response.close()
+            response.release_conn()
 
     # -- export objects ----------------------------------------------------------------
     def read_object(self, bucket: str, key: str, max_bytes: int) -> bytes:

@@ -63,6 +63,24 @@ def session_policy(project: str, user: str, datasets: list[DatasetLocation],
     return policy
 
 
+def pipeline_policy(input_bucket: str, input_key: str, output_bucket: str,
+                    policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
+    """The policy of one de-identification run: read one raw object, write one dataset."""
+    layout = load_layout(policies_dir)
+    if not input_bucket.startswith(layout.dataset_prefixes["raw"]):
+        raise PolicyViolation(f"pipeline input {input_bucket} is not a raw bucket")
+    if not output_bucket.startswith(layout.dataset_prefixes["deidentified"]):
+        raise PolicyViolation(f"pipeline output {output_bucket} is not a de-identified bucket")
+    if any(c in input_key for c in "*?$"):
+        raise PolicyViolation(f"input key {input_key!r} holds a policy wildcard")
+    template = yaml.safe_load((policies_dir / "minio" / "deid-run.yaml").read_text())
+    policy = {"Version": "2012-10-17", "Statement": fill(template["statements"], {
+        "input_bucket": input_bucket, "input_key": input_key, "output_bucket": output_bucket})}
+    if buckets_named(policy) != {input_bucket, output_bucket}:
+        raise PolicyViolation("pipeline policy names buckets other than its input and output")
+    return policy
+
+
 def buckets_named(policy: dict[str, Any]) -> set[str]:
     """Every bucket a policy's resources name."""
     names = set()

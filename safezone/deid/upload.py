@@ -1,0 +1,36 @@
+"""A data steward's raw upload into a ``raw-*`` bucket (registered on first use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minio.error import S3Error
+
+from .. import datasets
+from ..errors import InvalidInput, StorageError
+from ..permissions import Identity, check_admin
+from ..zone import Zone
+
+RAW_SUFFIXES = (".csv", ".parquet")
+
+
+def upload_raw(zone: Zone, actor: Identity, path: Path, bucket: str, key: str) -> int:
+    """Stream ``path`` to ``bucket/key``; returns the bytes stored."""
+    check_admin(actor, "uploading raw data")
+    if not bucket.startswith("raw-"):
+        raise InvalidInput("raw data goes into a raw-* bucket")
+    if not key.lower().endswith(RAW_SUFFIXES) or any(c in key for c in "*?$\\\0"):
+        raise InvalidInput(f"key {key!r} must end in .csv or .parquet and hold no * ? $ \\")
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file")
+    if bucket not in {d.name for d in datasets.list_datasets(zone)}:
+        datasets.register_dataset(zone, actor, bucket, "raw",
+                                  description="raw upload (원본, 파이프라인만 읽음)")
+    try:
+        zone.broker.s3.fput_object(bucket, key, str(path))
+    except S3Error as exc:
+        raise StorageError(f"MinIO could not store {bucket}/{key}: {exc.code}") from exc
+    with zone.unit_of_work() as db:
+        zone.record(db, actor, "dataset.raw_uploaded", f"dataset:{bucket}", key=key,
+                    bytes=path.stat().st_size)
+    return path.stat().st_size
