@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import io
 import tempfile
-import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.csv as pacsv
+from measuring import measure
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -52,25 +49,6 @@ def make_table(rows: int, path: Path, seed: int = 7) -> None:
         "count": rng.integers(0, 400, rows),
     })
     frame.to_csv(path, index=False)
-
-
-def measure(fn: Callable[[], object], repeat: int) -> tuple[float, int]:
-    best, peak = float("inf"), 0
-    for _ in range(repeat):
-        gc.collect()
-        base_pool = pa.default_memory_pool()
-        proxy = pa.proxy_memory_pool(base_pool)
-        pa.set_memory_pool(proxy)
-        tracemalloc.start()
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        _, py_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        pa.set_memory_pool(base_pool)
-        best = min(best, elapsed)
-        peak = max(peak, py_peak + proxy.max_memory())
-    return best, peak
 
 
 def main() -> None:

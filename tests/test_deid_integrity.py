@@ -19,6 +19,7 @@ from safezone.deid.report import render_html
 from safezone.errors import InvalidInput, InvalidTransition
 from safezone.models import AuditEvent, DatasetStatus
 from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, Identity
+from safezone.storage.policies import PolicyViolation, pipeline_policy
 
 from .support import PIPELINE_KEY, attested_dataset, unique
 
@@ -184,3 +185,22 @@ def test_html_report_shows_markup_in_values_as_text():
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<td>a|b</td>" in page and page.count("<table>") == 3
     assert '<html lang="ko">' in page and "De-identification report" in page
+
+
+@pytest.mark.parametrize(("bucket", "key", "output", "words"), [
+    ("deid-a", "in.csv", "deid-b", "not a raw bucket"),
+    ("raw-a", "in.csv", "raw-b", "not a de-identified bucket"),
+    ("raw-a", "*.csv", "deid-b", "wildcard"),
+    ("raw-a", "in?.csv", "deid-b", "wildcard"),
+])
+def test_pipeline_policy_refuses_anything_but_one_raw_object_and_one_dataset(
+        bucket, key, output, words):
+    with pytest.raises(PolicyViolation, match=words):
+        pipeline_policy(bucket, key, output)
+
+
+def test_pipeline_policy_names_exactly_its_input_object_and_output():
+    policy = pipeline_policy("raw-a", "dir/in.csv", "deid-b")
+    resources = sorted(r for s in policy["Statement"] for r in s["Resource"])
+    assert resources == ["arn:aws:s3:::deid-b/*", "arn:aws:s3:::raw-a/dir/in.csv"]
+    assert all("s3:ListBucket" not in s["Action"] for s in policy["Statement"])

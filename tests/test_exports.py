@@ -302,3 +302,16 @@ def test_page_forms_need_their_csrf_value(stack, zone_user):
     api_cookie_only = httpx.post(f"{stack.hub_url}/services/safezone/api/exports/"
                                  f"{request['id']}/withdraw", cookies=browser.cookies)
     assert api_cookie_only.status_code == 403
+
+
+def test_admin_sees_datasets_and_the_attested_report_others_do_not(stack):
+    setup = provision(stack, member="alice")
+    admin = browser_session(stack, "admin")
+    overview = admin.get("pages/admin")
+    assert overview.status_code == 200 and setup.dataset in overview.text
+    report = admin.get(f"pages/admin/datasets/{setup.dataset}/report")
+    assert report.status_code == 200 and "k-anonymity" in report.text
+    assert "default-src 'none'" in report.headers["content-security-policy"]
+    assert browser_session(stack, "alice").get(
+        f"pages/admin/datasets/{setup.dataset}/report").status_code == 403
+    assert admin.get(f"pages/admin/datasets/{setup.raw_dataset}/report").status_code == 404

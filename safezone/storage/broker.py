@@ -236,6 +236,22 @@ class StorageBroker:
             response.close()
             response.release_conn()
 
+    def read_version(self, bucket: str, key: str, version_id: str, max_bytes: int) -> bytes:
+        """One pinned version of an object (not whatever is latest), size-capped."""
+        try:
+            stat = self.s3.stat_object(bucket, key, version_id=version_id)
+            if (stat.size or 0) > max_bytes:
+                raise ObjectTooLarge(f"{key} is {stat.size} bytes, over {max_bytes}")
+            response = self.s3.get_object(bucket, key, version_id=version_id)
+        except S3Error as exc:
+            raise ObjectMissing(f"{bucket}/{key} ({version_id}) cannot be read: {exc.code}"
+                                ) from exc
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
     def write_object(self, bucket: str, key: str, data: bytes) -> str:
         """Store ``data``; returns its SHA-256 (what was written is what was hashed)."""
         try:

@@ -6,10 +6,11 @@ from urllib.parse import unquote
 
 import jinja2
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from .. import audit, projects
-from ..errors import NotAuthenticated, PermissionDenied, SafezoneError
+from .. import audit, datasets, projects
+from ..deid.pipeline import REPORT_KEYS
+from ..errors import NotAuthenticated, NotFound, PermissionDenied, SafezoneError
 from ..exports import service
 from ..memberships import usable_projects
 from ..permissions import Identity
@@ -152,8 +153,25 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
             findings = audit.verify(db, zone.broker.latest_anchor())
             head = audit.head(db)
         return render("admin.html", me, token, projects=projects.list_projects(zone),
+                      datasets=datasets.list_datasets(zone),
                       audit={"intact": not findings, "findings": findings,
                              "events": head.seq if head else 0})
+
+    @router.get("/pages/admin/datasets/{name}/report")
+    def deid_report(request: Request, name: str) -> Response:
+        """The attested HTML report of a de-identification run (the pinned version)."""
+        me, _ = who(request)
+        if not me.is_admin:
+            raise PermissionDenied("administrators only (관리자 전용)")
+        found = datasets.get_location(zone, name)
+        pinned = (found.attestation or {}).get("objects", {}).get(REPORT_KEYS[1])
+        if pinned is None:
+            raise NotFound(f"{name} has no de-identification report (보고서 없음)")
+        body = zone.broker.read_version(found.bucket, found.prefix + REPORT_KEYS[1],
+                                        pinned["version_id"], 8 << 20)
+        return Response(body, media_type="text/html; charset=utf-8", headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff"})
 
     return router
 
