@@ -199,3 +199,34 @@ def test_steward_uploads_parquet_and_the_run_matches_the_csv_run(zone, tmp_path)
     for target in ("deid-x/a.csv", f"{raw}/a.exe", f"{raw}/a*.csv"):
         refused = cli("upload", str(tmp_path / "small.parquet"), "--to", target)
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+
+
+def test_aggregate_replaces_values_with_their_class_mean(zone):
+    body = ("birth,sex,cost\n"
+            "1990-01-01,M,100\n1991-01-01,M,200\n1992-01-01,M,600\n"
+            "1980-01-01,F,10\n1981-01-01,F,20\n1982-01-01,F,40\n1970-01-01,M,999\n")
+    bucket, key = raw_object(zone, body.encode())
+    recipe = load_recipe("version: 1\nk: 3\ncolumns:\n"
+                         "  birth: {technique: generalise, to: age_band, reference_year: 2024,"
+                         " width: 10, role: quasi_identifier}\n"
+                         "  sex: {technique: keep, role: quasi_identifier}\n"
+                         "  cost: {technique: aggregate, digits: 1}\n")
+    dataset = unique("deid-agg")
+    facts = pipeline.run(zone, ADMIN, recipe, bucket, key, dataset, KEY)
+    assert facts["rows_out"] == 6  # the 50-59/M row is alone: suppressed
+    rows = output_table(zone, dataset).to_pylist()
+    assert sorted((r["birth"], r["sex"], r["cost"]) for r in rows) == \
+        [("30-39", "M", 300.0)] * 3 + [("40-49", "F", 23.3)] * 3
+    whole = load_recipe("version: 1\ncolumns:\n  birth: {technique: delete}\n"
+                        "  sex: {technique: keep}\n  cost: {technique: aggregate}\n")
+    total = unique("deid-agg")
+    pipeline.run(zone, ADMIN, whole, bucket, key, total, KEY)
+    assert set(output_table(zone, total)["cost"].to_pylist()) == {281.0}  # 1969 / 7
+    with pytest.raises(InvalidInput, match="cannot be a quasi-identifier"):
+        load_recipe("version: 1\ncolumns:\n  cost: {technique: aggregate, "
+                    "role: quasi_identifier}\n")
+    with pytest.raises(InvalidInput, match="aggregate needs numbers"):
+        pipeline.run(zone, ADMIN, load_recipe("version: 1\ncolumns:\n  birth: {technique: "
+                                              "aggregate}\n  sex: {technique: keep}\n"
+                                              "  cost: {technique: keep}\n"),
+                     bucket, key, unique("deid-agg"), KEY)

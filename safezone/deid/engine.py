@@ -78,6 +78,53 @@ class ClassCounts:
         return self._group(pa.concat_tables(self.parts), [("rows", "sum")], "rows_sum")
 
 
+class ClassMeans:
+    """Per-class sum and count of numeric columns (총계처리), accumulated in bounded memory.
+
+    With no keys the class is the whole table."""
+
+    def __init__(self, keys: list[str], columns: list[str]) -> None:
+        self.keys, self.columns, self.parts = keys, columns, []
+
+    def _names(self) -> list[str]:
+        return [f"{c}\0{what}" for c in self.columns for what in ("sum", "count")]
+
+    def _reduce(self, table: pa.Table, raw: bool) -> pa.Table:
+        """Sums and counts per class, from values (``raw``) or from earlier sums/counts."""
+        spec = ([(c, what) for c in self.columns for what in ("sum", "count")] if raw
+                else [(n, "sum") for n in self._names()])
+        if self.keys:
+            grouped = table.group_by(self.keys).aggregate(spec)
+            return pa.table({**{k: grouped[k] for k in self.keys},
+                             **{n: grouped[f"{c}_{w}"] for n, (c, w)
+                                in zip(self._names(), spec, strict=True)}})
+        return pa.table({n: [getattr(pc, w)(table[c]).as_py() or 0]
+                         for n, (c, w) in zip(self._names(), spec, strict=True)})
+
+    def add(self, table: pa.Table) -> None:
+        self.parts.append(self._reduce(table, raw=True))
+        if len(self.parts) >= COLLAPSE_EVERY:
+            self.parts = [self._reduce(pa.concat_tables(self.parts), raw=False)]
+
+    def means(self, digits: dict[str, int]) -> pa.Table:
+        """Keys plus each column's class mean, rounded to the recipe's digits."""
+        total = self._reduce(pa.concat_tables(self.parts), raw=False)
+        means = {c: pc.round(pc.divide(pc.cast(total[f"{c}\0sum"], pa.float64()),
+                                       total[f"{c}\0count"]), digits[c])
+                 for c in self.columns}
+        return pa.table({**{k: total[k] for k in self.keys}, **means})
+
+    def replace(self, table: pa.Table, means: pa.Table) -> pa.Table:
+        """``table`` with each aggregated value replaced by its class mean."""
+        order = table.column_names
+        if not self.keys:
+            return pa.table({c: pa.repeat(means[c][0], table.num_rows) if c in self.columns
+                             else table[c] for c in order})
+        joined = table.drop_columns(self.columns).join(means, keys=self.keys,
+                                                       join_type="left outer")
+        return joined.select(order)
+
+
 def transform(batch: pa.RecordBatch, recipe: Recipe, key: bytes) -> pa.Table:
     """One batch through the recipe; deleted columns are gone."""
     columns = {}
@@ -156,6 +203,8 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
                     after={c: Counter() for c in generalised})
     counts = ClassCounts(qis)
     pairs = [ClassCounts([*qis, column], count=False) for column in sensitive]
+    aggregated = [c for c, s in recipe.columns.items() if s["technique"] == "aggregate"]
+    sums = ClassMeans(qis, aggregated)
     with Progress(disable=not progress) as bar:
         task = bar.add_task("pass 1/2: counting classes", total=None)
         for batch in open_batches():
@@ -164,6 +213,8 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
             for column in generalised:  # never raw values: the report sits beside the data
                 result.before[column].update(_value_counts(table[column]))
             result.rows_in += table.num_rows
+            if aggregated:
+                sums.add(table)
             if qis:
                 counts.add(table)
                 for pair in pairs:
@@ -172,6 +223,8 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
     if result.rows_in == 0:
         raise InvalidInput("the input has no rows")
     kept = _kept_classes(recipe, counts, pairs, result) if qis else None
+    means = sums.means({c: recipe.columns[c].get("digits", 0) for c in aggregated}) \
+        if aggregated else None
     del counts, pairs
     rules = load_rules()
     writer = None
@@ -183,6 +236,8 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
                 table = transform(batch, recipe, key)
                 if kept is not None:
                     table = table.join(kept, keys=qis, join_type="left semi")
+                if means is not None:
+                    table = sums.replace(table, means)
                 # pseudonyms are HMAC digests by construction: scanning them only finds
                 # chance digit runs
                 found = list(identifier_findings("output", table.drop_columns(pseudonyms),

@@ -51,6 +51,9 @@ def load_recipe(text: str, policies_dir: Path = POLICIES_DIR) -> Recipe:
             raise InvalidInput(f"recipe column {name}: {spec['technique']} needs '{needs}'")
         if spec.get("to") in {"age_band", "range"} and "width" not in spec:
             raise InvalidInput(f"recipe column {name}: {spec['to']} needs 'width'")
+        if spec["technique"] == "aggregate" and spec.get("role") == "quasi_identifier":
+            raise InvalidInput(f"recipe column {name}: an aggregated column cannot be a "
+                               "quasi-identifier")
         if spec.get("to") == "age_band" and "reference_year" not in spec:
             raise InvalidInput(f"recipe column {name}: age_band needs 'reference_year'")
     return Recipe(doc["columns"], int(doc.get("k", 5)), int(doc.get("l", 1)),

@@ -11,6 +11,7 @@ from markdown_it import MarkdownIt
 
 TECHNIQUE_KO = {"delete": "삭제", "pseudonymise": "가명처리(HMAC)", "generalise": "범주화",
                 "topcode": "상단코딩", "bottomcode": "하단코딩", "mask": "마스킹",
+                "aggregate": "총계처리(평균)",
                 "keep": "유지"}
 TOP = 12
 HTML_PAGE = """<!doctype html>

@@ -9,6 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import InvalidInput
+
 
 def pseudonymise(values: pa.Array, key: bytes) -> pa.Array:
     """Keyed HMAC-SHA256, 32 hex characters: same input and key, same pseudonym."""
@@ -52,6 +54,11 @@ def apply(name: str, values: pa.Array, spec: dict[str, Any], key: bytes) -> pa.A
         return pc.min_element_wise(values, pa.scalar(spec["at"]).cast(values.type))
     if technique == "bottomcode":
         return pc.max_element_wise(values, pa.scalar(spec["at"]).cast(values.type))
+    if technique == "aggregate":  # replaced by class means in the engine's second pass
+        try:
+            return pc.cast(values, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InvalidInput(f"column {name}: aggregate needs numbers") from None
     if technique == "mask":
         text = pc.cast(values, pa.string())
         head = pc.utf8_slice_codeunits(text, 0, spec.get("keep", 0))
