@@ -315,3 +315,6 @@ def test_admin_sees_datasets_and_the_attested_report_others_do_not(stack):
     assert browser_session(stack, "alice").get(
         f"pages/admin/datasets/{setup.dataset}/report").status_code == 403
     assert admin.get(f"pages/admin/datasets/{setup.raw_dataset}/report").status_code == 404
+    listed = {d["name"]: d for d in stack.api("admin").get("/api/datasets").json()}
+    assert listed[setup.dataset]["attestation"]["rows_out"] == 1
+    assert listed[setup.raw_dataset]["attestation"] is None

@@ -33,10 +33,15 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 30.0
 
 
+ATTESTATION_SUMMARY = ("k", "k_achieved", "l", "l_achieved", "rows_in", "rows_out",
+                       "rows_suppressed", "recipe_sha256", "run_by", "run_at", "tool")
+
+
 def _dataset(d: Dataset) -> dict[str, Any]:
+    attested = {k: d.attestation[k] for k in ATTESTATION_SUMMARY} if d.attestation else None
     return {"name": d.name, "bucket": d.bucket, "prefix": d.prefix,
             "classification": d.classification.value, "status": d.status.value,
-            "description": d.description}
+            "description": d.description, "attestation": attested}
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
