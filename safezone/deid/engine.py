@@ -27,7 +27,9 @@ from ..errors import InvalidInput
 from .recipe import Recipe
 from .transforms import apply
 
-BATCH_BYTES = 1 << 20  # the CSV reader keeps dozens of blocks in flight: keep them small
+# Memory is a few blocks: the reader runs single-threaded so it cannot race ahead of the
+# consumer (threaded, it kept dozens of blocks in flight whenever the consumer was slow).
+BATCH_BYTES = 1 << 20
 COLLAPSE_EVERY = 16  # per-batch class tables merged after this many batches
 
 
@@ -36,7 +38,8 @@ def csv_batches(source: str | Path | BinaryIO, block_size: int = BATCH_BYTES
     """Stream a CSV (path or binary file object) as record batches of ``block_size`` bytes."""
     try:
         yield from pacsv.open_csv(source if not isinstance(source, Path) else str(source),
-                                  read_options=pacsv.ReadOptions(block_size=block_size))
+                                  read_options=pacsv.ReadOptions(block_size=block_size,
+                                                                 use_threads=False))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the input is not a readable CSV: {exc}") from None
 
