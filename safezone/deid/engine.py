@@ -30,7 +30,29 @@ from .transforms import apply
 # Memory is a few blocks: the reader runs single-threaded so it cannot race ahead of the
 # consumer (threaded, it kept dozens of blocks in flight whenever the consumer was slow).
 BATCH_BYTES = 1 << 20
-COLLAPSE_EVERY = 16  # per-batch class tables merged after this many batches
+# Per-batch class tables are merged once they hold more rows than the merged table (and at
+# least this many): memory stays within a few times the class table, and the total merge
+# work stays linear even when nearly every row is its own class.
+COLLAPSE_MIN_ROWS = 1 << 20
+GROUP_ROWS = 1 << 18  # rows buffered per group-by
+
+
+class _Parts:
+    """Partial per-class tables, merged geometrically by ``merge``."""
+
+    def __init__(self) -> None:
+        self.parts: list[pa.Table] = []
+        self.merged_rows = self.pending_rows = 0
+
+    def _append(self, part: pa.Table) -> None:
+        self.parts.append(part)
+        self.pending_rows += part.num_rows
+        if self.pending_rows > max(COLLAPSE_MIN_ROWS, self.merged_rows):
+            self.parts = [self.merge()]
+            self.merged_rows, self.pending_rows = self.parts[0].num_rows, 0
+
+    def merge(self) -> pa.Table:
+        raise NotImplementedError
 
 
 def csv_batches(source: str | Path | BinaryIO, block_size: int = BATCH_BYTES
@@ -44,25 +66,55 @@ def csv_batches(source: str | Path | BinaryIO, block_size: int = BATCH_BYTES
         raise InvalidInput(f"the input is not a readable CSV: {exc}") from None
 
 
-def parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """Stream a Parquet file as record batches (one row group's worth at a time at most)."""
+def parquet_batches(path: Path, columns: list[str] | None = None,
+                    as_codes: bool = False) -> Iterator[pa.RecordBatch]:
+    """Stream a Parquet file as record batches; ``as_codes`` keeps string columns
+    dictionary-encoded (what counting classes wants, not what transforms want)."""
     try:
-        yield from pq.ParquetFile(path).iter_batches(batch_size=64 * 1024)
+        source = pq.ParquetFile(path)
+        strings = [f.name for f in source.schema_arrow
+                   if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        if as_codes:
+            source = pq.ParquetFile(path, read_dictionary=strings)
+        yield from source.iter_batches(batch_size=GROUP_ROWS, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidInput(f"the input is not a readable Parquet file: {exc}") from None
 
 
-class ClassCounts:
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Plain values of a dictionary-encoded column (others unchanged)."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
+
+
+class ClassCounts(_Parts):
     """Rows per combination of ``keys``, accumulated batch by batch in bounded memory."""
 
     def __init__(self, keys: list[str], count: bool = True) -> None:
-        self.keys, self.count, self.parts = keys, count, []
+        super().__init__()
+        self.keys, self.count = keys, count
+        self.unsorted: list[pa.Table] = []
+        self.unsorted_rows = 0
 
     def add(self, table: pa.Table) -> None:
-        self.parts.append(self._group(table.select(self.keys), [([], "count_all")],
-                                      "count_all"))
-        if len(self.parts) >= COLLAPSE_EVERY:
-            self.parts = [self.table()]
+        """Rows are grouped GROUP_ROWS at a time: one large group-by beats many small ones."""
+        self.unsorted.append(table.select(self.keys))
+        self.unsorted_rows += table.num_rows
+        if self.unsorted_rows >= GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.unsorted:
+            # dictionary-encoded keys (Parquet) group on their codes, several times faster
+            rows = pa.concat_tables(self.unsorted).unify_dictionaries()
+            self.unsorted, self.unsorted_rows = [], 0
+            grouped = self._group(rows, [([], "count_all")], "count_all")
+            self._append(pa.table({name: _decoded(grouped[name])
+                                   for name in grouped.column_names}))
+
+    def merge(self) -> pa.Table:
+        return self._merged()
 
     def _group(self, table: pa.Table, spec: list, counted: str) -> pa.Table:
         if not self.count:
@@ -72,6 +124,10 @@ class ClassCounts:
 
     def table(self) -> pa.Table:
         """One row per combination (with ``rows`` when counting)."""
+        self._flush()
+        return self._merged()
+
+    def _merged(self) -> pa.Table:
         if len(self.parts) == 1:
             return self.parts[0]
         if not self.parts:
@@ -81,13 +137,14 @@ class ClassCounts:
         return self._group(pa.concat_tables(self.parts), [("rows", "sum")], "rows_sum")
 
 
-class ClassMeans:
+class ClassMeans(_Parts):
     """Per-class sum and count of numeric columns (총계처리), accumulated in bounded memory.
 
     With no keys the class is the whole table."""
 
     def __init__(self, keys: list[str], columns: list[str]) -> None:
-        self.keys, self.columns, self.parts = keys, columns, []
+        super().__init__()
+        self.keys, self.columns = keys, columns
 
     def _names(self) -> list[str]:
         return [f"{c}\0{what}" for c in self.columns for what in ("sum", "count")]
@@ -105,9 +162,10 @@ class ClassMeans:
                          for n, (c, w) in zip(self._names(), spec, strict=True)})
 
     def add(self, table: pa.Table) -> None:
-        self.parts.append(self._reduce(table, raw=True))
-        if len(self.parts) >= COLLAPSE_EVERY:
-            self.parts = [self._reduce(pa.concat_tables(self.parts), raw=False)]
+        self._append(self._reduce(table, raw=True))
+
+    def merge(self) -> pa.Table:
+        return self._reduce(pa.concat_tables(self.parts), raw=False)
 
     def means(self, digits: dict[str, int]) -> pa.Table:
         """Keys plus each column's class mean, rounded to the recipe's digits."""

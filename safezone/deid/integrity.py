@@ -13,10 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from ..storage.broker import StorageBroker
-from .engine import min_class_size
+from .engine import min_class_size, parquet_batches
 
 
 def stored_problems(broker: StorageBroker, bucket: str, prefix: str,
@@ -58,8 +56,7 @@ def problems(broker: StorageBroker, bucket: str, prefix: str,
                     found.append(f"{key}: content changed since the attestation")
                     continue
             if key in outputs and qis:
-                parquet = pq.ParquetFile(local)
-                smallest = min_class_size(parquet.iter_batches(columns=qis), qis)
+                smallest = min_class_size(parquet_batches(local, qis, as_codes=True), qis)
                 if smallest < attestation["k"]:
                     found.append(f"{key}: a class of {smallest} rows is below "
                                  f"k={attestation['k']}")
