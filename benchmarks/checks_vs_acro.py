@@ -8,8 +8,8 @@ The same CSV (a frequency table of 1 M cells: five key columns and a count) is
     ``crosstab`` over all 1 M rows (sum of counts by region × age band × sex) with its
     threshold, dominance and p% masks. ACRO cannot check a finished table file, and its
     ``pivot_table`` over all five keys (≈1 M cells) did not finish in 13 minutes here.
-Each runs in this process, best of ``--repeat``; time and peak memory (Python heap via
-tracemalloc plus Arrow's pool) are printed with the ratios.
+Each runs in this process, best of ``--repeat`` untraced runs; peak memory (Python heap via
+tracemalloc plus Arrow's pool) from one more traced run; printed with the ratios.
 
     .cache/bench-venv/bin/python benchmarks/checks_vs_acro.py      # venv with acro installed
 """
@@ -90,7 +90,7 @@ def main() -> None:
             console.print("[yellow]acro is not installed in this environment: "
                           "python -m venv .cache/bench-venv && .cache/bench-venv/bin/pip "
                           "install acro -e .[/yellow]")
-        results = {name: measure(fn, args.repeat)
+        results = {name: measure(fn, args.repeat)[:2]
                    for name, fn in track(candidates.items(), description="measuring")}
         kind, findings = check_file(item, rules)
         console.print(f"safezone found {len(findings)} findings (capped per rule) in {kind}")

@@ -34,7 +34,9 @@ BATCH_BYTES = 1 << 20
 # least this many): memory stays within a few times the class table, and the total merge
 # work stays linear even when nearly every row is its own class.
 COLLAPSE_MIN_ROWS = 1 << 20
-GROUP_ROWS = 1 << 18  # rows buffered per group-by
+GROUP_ROWS = 1 << 18  # rows buffered per group-by (quasi-identifier columns only)
+WRITE_ROWS = 1 << 16  # rows per semi-join, scan and write in pass 2 (all columns, and the
+# identifier scan holds them as Python strings)
 
 
 class _Parts:
@@ -254,6 +256,22 @@ def _kept_classes(recipe: Recipe, counts: ClassCounts, pairs: list[ClassCounts],
     return kept.select(qis)
 
 
+def _in_groups(batches: Iterable[pa.RecordBatch], recipe: Recipe, key: bytes
+               ) -> Iterator[tuple[pa.Table, int]]:
+    """Transformed batches, concatenated WRITE_ROWS rows at a time, with rows read."""
+    group: list[pa.Table] = []
+    rows = 0
+    for batch in batches:
+        check_columns(batch.schema, recipe)
+        group.append(transform(batch, recipe, key))
+        rows += batch.num_rows
+        if rows >= WRITE_ROWS:
+            yield pa.concat_tables(group), rows
+            group, rows = [], 0
+    if group:
+        yield pa.concat_tables(group), rows
+
+
 def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Recipe,
                key: bytes, out_path: Path, progress: bool = False) -> Result:
     """Run ``recipe`` over the input (opened once per pass) into Parquet at ``out_path``."""
@@ -292,10 +310,8 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
     try:
         with Progress(disable=not progress) as bar:
             task = bar.add_task("pass 2/2: writing", total=result.rows_in)
-            for batch in open_batches():
-                check_columns(batch.schema, recipe)
-                table = transform(batch, recipe, key)
-                if kept is not None:
+            for table, read in _in_groups(open_batches(), recipe, key):
+                if kept is not None:  # one hash table of the kept classes per group
                     table = table.join(kept, keys=qis, join_type="left semi")
                 if means is not None:
                     table = sums.replace(table, means)
@@ -315,7 +331,7 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
                 for column in generalised:
                     result.after[column].update(_value_counts(table[column]))
                 result.rows_out += table.num_rows
-                bar.advance(task, batch.num_rows)
+                bar.advance(task, read)
     finally:
         if writer is not None:
             writer.close()
