@@ -20,7 +20,8 @@ from safezone.permissions import ADMIN_SCOPE, Identity
 from .support import PIPELINE_KEY, report_measure, steward_env, unique
 
 ADMIN = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
-BUDGET = 384 << 20  # peak RSS the run may use (≈150 MiB of it is the imports)
+BUDGET = 448 << 20  # peak RSS the run may use (≈150 MiB of it is the imports; measured
+# 300-370 MiB, the spread coming from allocator and thread timing)
 ROWS_PER_CHUNK = 200_000
 # The CLI, reporting its own high-water RSS at exit. (A parent's rusage of the child would
 # include the parent's pages from before the exec.)
@@ -86,7 +87,7 @@ class GeneratedCsv(io.RawIOBase):
 def test_file_larger_than_the_allowed_memory_runs_in_bounded_memory(zone, tmp_path):
     raw = unique("raw-big")
     datasets.register_dataset(zone, ADMIN, raw, "raw")
-    source = GeneratedCsv(chunks=32)  # 6.4 M rows
+    source = GeneratedCsv(chunks=36)  # 7.2 M rows, 624 MiB
     zone.broker.s3.put_object(raw, "big.csv", source, length=-1, part_size=32 << 20)
     assert source.size > BUDGET * 1.25, source.size
     (tmp_path / "recipe.yaml").write_text(RECIPE)
@@ -103,7 +104,7 @@ def test_file_larger_than_the_allowed_memory_runs_in_bounded_memory(zone, tmp_pa
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-2000:]
     facts = json.loads(done.stdout)
-    assert facts["rows_in"] == 32 * ROWS_PER_CHUNK and facts["k_achieved"] >= 5
+    assert facts["rows_in"] == 36 * ROWS_PER_CHUNK and facts["k_achieved"] >= 5
     peak = int((tmp_path / "peak").read_text().split()[1]) * 1024  # "VmHWM: N kB"
     report_measure(f"deid run on a {source.size / 2**20:.0f} MiB raw CSV "
                    f"({facts['rows_in']:,} rows): peak RSS {peak / 2**20:.0f} MiB "
