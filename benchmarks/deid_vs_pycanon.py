@@ -262,6 +262,12 @@ def run_all(candidates: list[Candidate], repeat: int, console: Console
     return results
 
 
+def versus(theirs: tuple, ours: tuple, note: str) -> str:
+    """"N× the time …; peak X MB vs Y MB" for two measure() results."""
+    return (f"{theirs[0] / ours[0]:.1f}× the time {note}".rstrip() + "; "
+            f"peak {theirs[1] / 1e6:,.0f} MB vs {ours[1] / 1e6:,.0f} MB")
+
+
 def show(console: Console, title: str, results: dict, reference: dict[int, str]) -> None:
     """One row per candidate; ratios against ``reference[rows]`` measured on as many rows."""
     table = Table(title=title, caption="× = this / Safezone on as many rows")
@@ -435,26 +441,20 @@ def main() -> None:
     show(console, f"2. Full recipe, raw CSV to Parquet (best of {args.repeat}; memory from one "
          "traced run)", done, dict.fromkeys(sizes, "safezone, id deleted"))
     if pycanon_k:
-        theirs_t, theirs_m, answer = verified["pycanon", args.rows]
-        ours_t, ours_m, _ = verified["safezone", args.rows]
+        theirs, ours = verified["pycanon", args.rows], verified["safezone", args.rows]
+        without_read = (theirs[0] - theirs[2]["read"]) / ours[0]
+        note = f"with read_csv, {without_read:.1f}× without (target ≥ 10×)"
         console.print(f"k verification, {args.rows:,} rows: pycanon / safezone "
-                      f"{theirs_t / ours_t:.1f}× the time with read_csv, "
-                      f"{(theirs_t - answer['read']) / ours_t:.1f}× without (target ≥ 10×); "
-                      f"peak {theirs_m / 1e6:,.0f} MB vs {ours_m / 1e6:,.0f} MB")
-        theirs_t, theirs_m, _ = verified_stored["pycanon", args.rows]
-        ours_t, ours_m, _ = verified_stored["safezone", args.rows]
+                      + versus(theirs, ours, note))
         console.print(f"k verification of the stored Parquet, {args.rows:,} rows: pycanon / "
-                      f"safezone {theirs_t / ours_t:.1f}× the time (read included on both "
-                      f"sides; target ≥ 10×); peak {theirs_m / 1e6:,.0f} MB vs "
-                      f"{ours_m / 1e6:,.0f} MB")
+                      "safezone " + versus(verified_stored["pycanon", args.rows],
+                                           verified_stored["safezone", args.rows],
+                                           "(read included on both sides; target ≥ 10×)"))
     for rows in sorted(set(args.anjana_rows) if anjana_k else []):
-        theirs_t, theirs_m, _ = done["anjana", rows]
-        ours_t, ours_m, _ = done["safezone, id deleted", rows]
-        console.print(f"full recipe, {rows:,} rows: anjana / safezone {theirs_t / ours_t:.1f}× "
-                      f"the time; peak {theirs_m / 1e6:,.0f} MB vs {ours_m / 1e6:,.0f} MB"
+        console.print(f"full recipe, {rows:,} rows: anjana / safezone "
+                      + versus(done["anjana", rows], done["safezone, id deleted", rows], "")
                       + ("" if rows == args.rows else
                          f" (anjana measured on {rows:,} rows only, not on {args.rows:,})"))
-
 
 if __name__ == "__main__":
     main()

@@ -43,6 +43,13 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def check_object_key(key: str) -> str:
+    """A key the zone puts into an identity policy: no policy wildcards or variables."""
+    if not isinstance(key, str) or not key or any(c in key for c in "*?$\\\0"):
+        raise InvalidInput(f"key {key!r} is empty or holds * ? $ \\")
+    return key
+
+
 def check_user_name(name: str) -> str:
     """JupyterHub user names that Safezone accepts (they appear in object prefixes)."""
     if not isinstance(name, str) or not USER_NAME.match(name):

@@ -171,7 +171,7 @@ class ClassMeans(_Parts):
 
     def means(self, digits: dict[str, int]) -> pa.Table:
         """Keys plus each column's class mean, rounded to the recipe's digits."""
-        total = self._reduce(pa.concat_tables(self.parts), raw=False)
+        total = self.merge()
         means = {c: pc.round(pc.divide(pc.cast(total[f"{c}\0sum"], pa.float64()),
                                        total[f"{c}\0count"]), digits[c])
                  for c in self.columns}

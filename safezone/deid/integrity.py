@@ -17,6 +17,12 @@ from ..storage.broker import StorageBroker
 from .engine import min_class_size, parquet_batches
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a local file, streamed."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def stored_problems(broker: StorageBroker, bucket: str, prefix: str,
                     attestation: dict[str, Any] | None) -> list[str]:
     """Objects missing, replaced or added since the attestation (listing only)."""
@@ -51,10 +57,9 @@ def problems(broker: StorageBroker, bucket: str, prefix: str,
             local = Path(tmp) / "object"
             broker.s3.fget_object(bucket, prefix + key, str(local),
                                   version_id=want["version_id"])
-            with local.open("rb") as handle:
-                if hashlib.file_digest(handle, "sha256").hexdigest() != want["sha256"]:
-                    found.append(f"{key}: content changed since the attestation")
-                    continue
+            if file_sha256(local) != want["sha256"]:
+                found.append(f"{key}: content changed since the attestation")
+                continue
             if key in outputs and qis:
                 smallest = min_class_size(parquet_batches(local, qis, as_codes=True), qis)
                 if smallest < attestation["k"]:

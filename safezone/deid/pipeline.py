@@ -24,9 +24,9 @@ from minio import Minio
 from minio.error import S3Error
 
 from .. import __version__, datasets
-from ..errors import InvalidInput, StorageError
+from ..errors import InvalidInput, NotFound, StorageError
 from ..models import DatasetStatus
-from ..naming import check_bucket_name
+from ..naming import check_bucket_name, check_object_key
 from ..permissions import Identity, check_admin
 from ..storage.policies import pipeline_policy
 from ..zone import Zone
@@ -102,7 +102,7 @@ class RawInput:
         try:
             yield from engine.parquet_batches(local)
         finally:
-            self.reads.append((_file_sha256(local), local.stat().st_size))
+            self.reads.append((integrity.file_sha256(local), local.stat().st_size))
 
 
 @contextlib.contextmanager
@@ -125,8 +125,7 @@ def _check_request(actor: Identity, input_bucket: str, input_key: str, dataset: 
     if not input_bucket.startswith("raw-"):
         raise InvalidInput("the input must be in a raw-* bucket")
     check_bucket_name(input_bucket)
-    if not input_key or any(c in input_key for c in "*?$\\\0"):
-        raise InvalidInput(f"input key {input_key!r} is empty or holds * ? $ \\")
+    check_object_key(input_key)
     if not dataset.startswith("deid-"):
         raise InvalidInput("the output dataset's name must start with 'deid-'")
     if len(key) < 16:
@@ -135,10 +134,13 @@ def _check_request(actor: Identity, input_bucket: str, input_key: str, dataset: 
 
 def _check_output_free(zone: Zone, dataset: str) -> bool:
     """False when the dataset must still be registered; refuses a published one."""
-    known = {d.name: d for d in datasets.list_datasets(zone)}
-    if dataset in known and known[dataset].status is DatasetStatus.PUBLISHED:
+    try:
+        found = datasets.get_location(zone, dataset)
+    except NotFound:
+        return False
+    if found.status is DatasetStatus.PUBLISHED:
         raise InvalidInput(f"dataset {dataset} is published: withdraw it before re-running")
-    return dataset in known
+    return True
 
 
 def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_key: str,
@@ -162,7 +164,7 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
             "recipe": recipe.source, "recipe_sha256": recipe.sha256,
             "input": {"bucket": input_bucket, "key": input_key, "sha256": input_sha256,
                       "bytes": input_bytes},
-            "outputs": [{"key": OUTPUT_KEY, "sha256": _file_sha256(out_path),
+            "outputs": [{"key": OUTPUT_KEY, "sha256": integrity.file_sha256(out_path),
                          "bytes": out_path.stat().st_size}],
             "k": recipe.k, "k_achieved": result.k_achieved, "l": recipe.l,
             "l_achieved": result.l_achieved, "classes": result.classes,
@@ -193,11 +195,6 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
         objects[ATTESTATION_KEY] = _put(client, dataset, ATTESTATION_KEY, document)
     datasets.record_attestation(zone, actor, dataset, {**attestation, "objects": objects})
     return attestation
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _pinned(result, sha256: str, size: int) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from pathlib import Path
 from minio.error import S3Error
 
 from .. import datasets
-from ..errors import InvalidInput, StorageError
+from ..errors import InvalidInput, NotFound, StorageError
+from ..naming import check_object_key
 from ..permissions import Identity, check_admin
 from ..zone import Zone
 
@@ -19,11 +20,14 @@ def upload_raw(zone: Zone, actor: Identity, path: Path, bucket: str, key: str) -
     check_admin(actor, "uploading raw data")
     if not bucket.startswith("raw-"):
         raise InvalidInput("raw data goes into a raw-* bucket")
-    if not key.lower().endswith(RAW_SUFFIXES) or any(c in key for c in "*?$\\\0"):
-        raise InvalidInput(f"key {key!r} must end in .csv or .parquet and hold no * ? $ \\")
+    check_object_key(key)
+    if not key.lower().endswith(RAW_SUFFIXES):
+        raise InvalidInput(f"key {key!r} must end in .csv or .parquet")
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file")
-    if bucket not in {d.name for d in datasets.list_datasets(zone)}:
+    try:
+        datasets.get_location(zone, bucket)
+    except NotFound:
         datasets.register_dataset(zone, actor, bucket, "raw",
                                   description="raw upload (원본, 파이프라인만 읽음)")
     try:

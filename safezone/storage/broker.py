@@ -201,21 +201,6 @@ class StorageBroker:
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             raise StorageError(f"MinIO could not list {bucket}/{prefix}: {exc}") from exc
 
-    def sha256_of(self, bucket: str, key: str, version_id: str | None = None) -> str:
-        """SHA-256 of an object, streamed (never whole in memory)."""
-        try:
-            response = self.s3.get_object(bucket, key, version_id=version_id)
-        except S3Error as exc:
-            raise ObjectMissing(f"{bucket}/{key} cannot be read: {exc.code}") from exc
-        try:
-            digest = hashlib.sha256()
-            for chunk in response.stream(1 << 20):
-                digest.update(chunk)
-            return digest.hexdigest()
-        finally:
-            response.close()
-            response.release_conn()
-
     # -- export objects ----------------------------------------------------------------
     def read_object(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """The whole object, refusing anything over ``max_bytes`` before reading it."""
