@@ -33,16 +33,23 @@ c.JupyterHub.cleanup_servers = True
 # -- who is who ----------------------------------------------------------------------
 if mode == "local":
     c.JupyterHub.authenticator_class = "spawner.demo_auth.FileAuthenticator"
-c.Authenticator.admin_users = set(_names("SAFEZONE_ADMINS"))
+# Safezone roles never carry JupyterHub admin: a hub admin can mint tokens for anyone and
+# so act as any reviewer. Hub admin is a break-glass operator role, held by nobody unless
+# SAFEZONE_HUB_OPERATORS names someone; the control plane refuses and audits them.
+c.Authenticator.admin_users = set(_names("SAFEZONE_HUB_OPERATORS"))
+# Page sessions (the hub's OAuth tokens) last a working day.
+c.JupyterHub.oauth_token_expires_in = int(env("SAFEZONE_PAGE_SESSION_SECONDS", "28800"))
 
 c.JupyterHub.custom_scopes = {
     "custom:safezone:admin": {"description": "Administer Safezone projects and datasets."},
     "custom:safezone:review": {"description": "Review Safezone export requests."},
+    "custom:safezone:steward": {"description": "De-identify raw data into attested datasets."},
     "custom:safezone:sessions": {"description": "Issue and end Safezone session grants."},
 }
 c.JupyterHub.load_groups = {
     "safezone-admins": {"users": _names("SAFEZONE_ADMINS")},
     "safezone-reviewers": {"users": _names("SAFEZONE_REVIEWERS")},
+    "safezone-stewards": {"users": _names("SAFEZONE_STEWARDS")},
 }
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=safezone"]},
@@ -52,6 +59,8 @@ c.JupyterHub.load_roles = [
      "scopes": ["custom:safezone:admin", "access:services!service=safezone"]},
     {"name": "safezone-reviewer", "groups": ["safezone-reviewers"],
      "scopes": ["custom:safezone:review", "access:services!service=safezone"]},
+    {"name": "safezone-steward", "groups": ["safezone-stewards"],
+     "scopes": ["custom:safezone:steward", "access:services!service=safezone"]},
     # The control plane stops servers on revocation and resolves callers' tokens.
     {"name": "safezone-control-plane", "services": ["safezone"],
      "scopes": ["admin:servers", "read:users:name"]},
@@ -66,7 +75,8 @@ c.JupyterHub.services = [
         "api_token": env("SAFEZONE_SERVICE_TOKEN"),
         "display": True,
         "oauth_no_confirm": True,
-        "oauth_client_allowed_scopes": ["custom:safezone:admin", "custom:safezone:review"],
+        "oauth_client_allowed_scopes": ["custom:safezone:admin", "custom:safezone:review",
+                                        "custom:safezone:steward"],
     },
     {"name": "safezone-spawner", "api_token": env("SAFEZONE_SPAWNER_TOKEN")},
 ]

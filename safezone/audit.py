@@ -1,23 +1,28 @@
 """Append-only, hash-chained audit trail and its verification.
 
 Each event's hash is SHA-256 over canonical JSON (sorted keys, no spaces, UTF-8) of its
-sequence number, time, actor, action, subject, data and the previous event's hash. The
-newest head is anchored in the object-locked ``audit`` bucket, so cutting off the tail
-of the chain is detected too.
+sequence number, time, actor, action, subject, data and the previous event's hash. After
+every unit of work the head is anchored in the object-locked ``audit`` bucket, and
+``verify`` checks the chain against every anchor ever written: a cut tail, or a prefix
+rewritten with recomputed hashes (self-consistent, even when later actions followed), is
+named at the first event no matching anchor vouches for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import AuditEvent, AuditHead
+from .errors import StorageError
+from .models import AuditEvent, AuditHead, AuditVerification
 
 GENESIS = "0" * 64
 
@@ -58,27 +63,75 @@ def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem in the chain: ``kind`` is edited, deleted or reordered."""
+    """One problem in the chain: ``kind`` is edited, deleted, reordered or rewritten."""
 
     kind: str
     seq: int
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Anchor:
+    """A chain head as stored in the ``audit`` bucket."""
+
     seq: int
     hash: str
 
 
 class AnchorStore(Protocol):
     def write_anchor(self, seq: int, digest: str) -> None: ...
-    def latest_anchor(self) -> Anchor | None: ...
+    def list_anchors(self) -> list[Anchor]: ...
 
 
-def verify(db: Session, anchor: Anchor | None = None) -> list[Finding]:
-    """Check every link; return the findings (empty means intact)."""
-    rows = list(db.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars())
+class AuditUnanchored(StorageError):
+    """The audit head could not be anchored, so actions pause (see ``Zone.unit_of_work``).
+
+    ``committed`` is True when the unit of work that raised it had already committed: its
+    change stands and the next successful anchor covers it. False: nothing was done.
+    """
+
+    status_code = 503
+
+    def __init__(self, *, committed: bool) -> None:
+        saved = "your change was saved, but the " if committed else ""
+        super().__init__(f"{saved}audit trail cannot be anchored; actions are paused until "
+                         "storage is back (감사 기록 고정 불가)")
+        self.committed = committed
+
+
+def verify(db: Session, anchors: Iterable[Anchor] | Anchor | None = None) -> list[Finding]:
+    """Check every link and every anchor; return the findings (empty means intact)."""
+    if isinstance(anchors, Anchor):
+        anchors = [anchors]
+    return _check(_events(db), set(anchors or ()))
+
+
+def run_verification(db: Session, anchors: Iterable[Anchor], *, now: datetime,
+                     ran_by: str) -> AuditVerification:
+    """Verify and store the result inside the caller's transaction (the admin page shows
+    ``last_verification`` instead of re-verifying on every load)."""
+    rows, stored = _events(db), set(anchors)
+    found = _check(rows, stored)
+    result = AuditVerification(ran_at=now, intact=not found, events=len(rows),
+                               anchors_checked=len(stored), findings=findings_as_dicts(found),
+                               ran_by=ran_by)
+    db.add(result)
+    db.flush()
+    return result
+
+
+def last_verification(db: Session) -> AuditVerification | None:
+    """The newest stored verification, if any."""
+    return db.scalar(select(AuditVerification)
+                     .order_by(AuditVerification.ran_at.desc(), AuditVerification.id.desc())
+                     .limit(1))
+
+
+def _events(db: Session) -> list[AuditEvent]:
+    return list(db.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars())
+
+
+def _check(rows: list[AuditEvent], anchors: set[Anchor]) -> list[Finding]:
     findings: dict[tuple[str, int], Finding] = {}
 
     def report(kind: str, seq: int, detail: str) -> None:
@@ -91,12 +144,15 @@ def verify(db: Session, anchor: Anchor | None = None) -> list[Finding]:
         if event_hash(fields) != row.hash:
             report("edited", row.seq, f"event {row.seq} ({row.action}) does not match its hash")
 
-    highest = max(by_seq, default=0)
-    if anchor and anchor.seq > highest:
-        highest = anchor.seq
-    for seq in range(1, highest + 1):
-        if seq not in by_seq:
-            report("deleted", seq, f"event {seq} is missing from the chain")
+    # one finding per run of missing events (a forged far-away anchor costs one finding)
+    highest = max(max(by_seq, default=0), max((a.seq for a in anchors), default=0))
+    previous = 0
+    for seq in [*sorted(by_seq), highest + 1]:
+        if seq > previous + 1:
+            first, last = previous + 1, seq - 1
+            report("deleted", first, f"event {first} is missing from the chain" if first == last
+                   else f"events {first} to {last} are missing from the chain")
+        previous = seq
 
     for seq, row in by_seq.items():
         before = by_seq.get(seq - 1)
@@ -112,8 +168,21 @@ def verify(db: Session, anchor: Anchor | None = None) -> list[Finding]:
             report("reordered", row.seq, f"event {row.seq} is stored after event {highest_seen}")
         highest_seen = max(highest_seen, row.seq)
 
-    if anchor and anchor.seq in by_seq and by_seq[anchor.seq].hash != anchor.hash:
-        report("edited", anchor.seq, f"event {anchor.seq} differs from the anchored hash")
+    # Anchors: an event that matches its anchor vouches for itself and everything before it
+    # (the links carry the hashes). An anchor that differs means the events after the last
+    # matching anchor were rewritten; reported unless a finding above already explains it.
+    vouched, diverging = 0, False
+    for seq, group in groupby(sorted(anchors), key=lambda a: a.seq):
+        row = by_seq.get(seq)
+        if row is None:
+            continue  # reported as deleted above
+        if all(a.hash == row.hash for a in group):
+            vouched, diverging = seq, False
+        elif not diverging:
+            diverging, first = True, vouched + 1
+            if not any(first <= f.seq <= seq for f in findings.values()):
+                report("rewritten", first, f"events from {first} on are not the anchored "
+                       f"chain: event {seq} differs from its anchor (hashes recomputed)")
     return sorted(findings.values(), key=lambda f: (f.seq, f.kind))
 
 

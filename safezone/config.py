@@ -28,6 +28,9 @@ class StorageSettings:
     region: str = "us-east-1"
     lock_retention_days: int = 365
     anchor_prefix: str = "anchors/"  # where audit heads go in the audit bucket
+    # Dedicated identities; empty means derived from the root password (storage.broker).
+    anchor_password: str = ""  # the audit anchor writer (PutObject on audit anchors only)
+    released_reader_password: str = ""  # the released reader (GetObject on released only)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,10 @@ class Settings:
             root_user=_env("MINIO_ROOT_USER", "") or "",
             root_password=_env("MINIO_ROOT_PASSWORD", "") or "",
             issuer_password=_env("MINIO_ISSUER_PASSWORD", "") or "",
+            anchor_password=_env("MINIO_ANCHOR_PASSWORD", "") or "",
+            released_reader_password=_env("MINIO_RELEASED_READER_PASSWORD", "") or "",
             lock_retention_days=int(_env("LOCK_RETENTION_DAYS", "365") or 365),
+            anchor_prefix=_env("AUDIT_ANCHOR_PREFIX", "anchors/") or "anchors/",
         )
         return cls(
             database_url=_env("DATABASE_URL", "sqlite:///safezone.sqlite") or "",

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .audit import AuditUnanchored
 from .deid import integrity
 from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from .models import Classification, Dataset, DatasetStatus
 from .naming import check_bucket_name, check_prefix
-from .permissions import Identity, check_admin
+from .permissions import Identity, require
 from .zone import Zone
 
 # Which status each action may start from, and where it leads.
@@ -37,7 +38,7 @@ def register_dataset(zone: Zone, actor: Identity, name: str, classification: str
     The name must carry the classification's prefix (``raw-`` or ``deid-``), so the
     storage policies that key on bucket names agree with the catalogue.
     """
-    check_admin(actor, "registering a dataset")
+    require("dataset.register", actor)
     check_bucket_name(name)
     check_prefix(prefix)
     try:
@@ -69,8 +70,9 @@ def register_dataset(zone: Zone, actor: Identity, name: str, classification: str
         if created_bucket:
             zone.broker.remove_bucket_if_empty(name)
         raise Conflict(f"a dataset named {name!r} already exists") from None
-    except Exception:
-        if created_bucket:
+    except Exception as exc:
+        saved = isinstance(exc, AuditUnanchored) and exc.committed  # the row stands
+        if created_bucket and not saved:
             zone.broker.remove_bucket_if_empty(name)
         raise
     return dataset
@@ -79,7 +81,7 @@ def register_dataset(zone: Zone, actor: Identity, name: str, classification: str
 def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Dataset:
     """Publish or withdraw a dataset. Only de-identified datasets whose attestation holds
     (every object as attested, hashes and k re-checked) may be published."""
-    check_admin(actor, f"{action}ing a dataset")
+    require(f"dataset.{action}", actor)
     allowed_from, target = TRANSITIONS[action]
     attested = None
     if action == "publish":
@@ -96,6 +98,10 @@ def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Datase
         if target is DatasetStatus.PUBLISHED:
             dataset.published_at, dataset.published_by = zone.now(), actor.name
         zone.record(db, actor, f"dataset.{target.value}", f"dataset:{name}")
+    if target is DatasetStatus.WITHDRAWN:  # running sessions lose it too, now
+        from .access import refresh_dataset_sessions
+
+        refresh_dataset_sessions(zone, actor, name, f"dataset {name} withdrawn")
     return dataset
 
 
@@ -114,7 +120,8 @@ def _check_publishable(zone: Zone, dataset: Dataset) -> None:
 
 
 def take_out_of_sessions(zone: Zone, actor: Identity, name: str, problems: list[str]) -> None:
-    """A dataset whose attestation no longer holds: withdrawn, and the audit says why."""
+    """A dataset whose attestation no longer holds: withdrawn, the audit says why, and
+    running sessions lose it at once."""
     with zone.unit_of_work() as db:
         dataset = get_dataset(db, name)
         was = dataset.status
@@ -122,6 +129,9 @@ def take_out_of_sessions(zone: Zone, actor: Identity, name: str, problems: list[
             dataset.status = DatasetStatus.WITHDRAWN
         zone.record(db, actor, "dataset.integrity_failed", f"dataset:{name}",
                     problems=problems[:20], was=was.value, now=dataset.status.value)
+    from .access import refresh_dataset_sessions
+
+    refresh_dataset_sessions(zone, actor, name, f"dataset {name} failed its integrity check")
 
 
 def get_location(zone: Zone, name: str) -> Dataset:
@@ -130,7 +140,8 @@ def get_location(zone: Zone, name: str) -> Dataset:
         return get_dataset(db, name)
 
 
-def list_datasets(zone: Zone) -> list[Dataset]:
+def list_datasets(zone: Zone, actor: Identity) -> list[Dataset]:
+    require("dataset.list", actor)
     with zone.sessions() as db:
         return list(db.scalars(select(Dataset).order_by(Dataset.name)))
 

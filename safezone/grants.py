@@ -3,6 +3,7 @@
 A grant is issued only to the hub's spawner, for a user with an approved, unexpired
 membership of an active project. Its policy is generated from the project's published,
 de-identified datasets. Ending a grant deletes the identity, which MinIO refuses at once.
+Running grants follow later changes of the catalogue through ``safezone.access``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from sqlalchemy import select
 
 from .clock import as_utc
 from .deid import integrity
-from .errors import InvalidInput, NotFound, PermissionDenied
+from .errors import InvalidInput, NotFound, PermissionDenied, StorageError
 from .models import (
     Classification,
+    Dataset,
     DatasetStatus,
     GrantStatus,
     Project,
@@ -27,12 +29,19 @@ from .models import (
     SessionGrant,
 )
 from .naming import check_user_name
-from .permissions import Identity, check_can_end_grant, check_session_issuer
+from .permissions import Identity, require
 from .storage.broker import clamp_identity_expiry
 from .storage.policies import DatasetLocation, session_policy
 from .zone import Zone
 
 log = logging.getLogger(__name__)
+
+
+class SessionsNotRefreshed(StorageError):
+    """A change of access is recorded, but some running sessions still hold the old access
+    (MinIO failed); the control plane's sweeper retries until they follow."""
+
+    status_code = 503
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,14 @@ class IssuedGrant:
         }
 
 
+def readable_datasets(project: Project) -> list[Dataset]:
+    """What a project's sessions may read: its attached, published, de-identified
+    datasets (whether their objects are still the attested ones is checked per grant)."""
+    return [d for d in project.datasets
+            if d.classification is Classification.DEIDENTIFIED
+            and d.status is DatasetStatus.PUBLISHED]
+
+
 def _still_attested(zone: Zone, actor: Identity, datasets: list) -> list:
     """The datasets whose stored objects are still exactly the attested ones; any other is
     taken out of sessions on the spot (withdrawn, audited) and left out of this grant."""
@@ -92,7 +109,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
     from .memberships import require_usable
     from .projects import get_project
 
-    check_session_issuer(actor)
+    require("grant.issue", actor)
     check_user_name(user)
     if len(server_name) > 64:
         raise InvalidInput("server name is longer than 64 characters")
@@ -102,9 +119,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
         if project.status is not ProjectStatus.ACTIVE:
             raise PermissionDenied(f"project {project_name} is archived")
         membership = require_usable(db, zone, project, user)
-        datasets = [d for d in project.datasets
-                    if d.classification is Classification.DEIDENTIFIED
-                    and d.status is DatasetStatus.PUBLISHED]
+        datasets = readable_datasets(project)
         ends = min(as_utc(membership.expires_at),
                    now + timedelta(hours=zone.settings.session_ttl_hours))
     datasets = _still_attested(zone, actor, datasets)
@@ -130,6 +145,8 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                         grant=grant_id, access_key=access_key, server=server_name,
                         datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
     except Exception:
+        # The keys never reach the spawner, so they go, also when the grant row was saved
+        # but could not be anchored (its identity is then simply gone).
         zone.broker.delete_session_identity(access_key)
         raise
     return IssuedGrant(grant_id, project_name, user, server_name, access_key, secret_key, ends,
@@ -143,7 +160,7 @@ def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped
         grant = db.get(SessionGrant, grant_id)
         if grant is None:
             raise NotFound(f"no session grant {grant_id!r}")
-        check_can_end_grant(actor, grant.user_name)
+        require("grant.end", actor)
         if grant.status is not GrantStatus.ACTIVE:
             return
     _end(zone, actor, grant, GrantStatus.ENDED, reason)
@@ -175,19 +192,32 @@ def end_grants_where(zone: Zone, actor: Identity, *, project_name: str | None = 
         query = query.where(SessionGrant.server_name == server_name)
     with zone.sessions() as db:
         matching = list(db.scalars(query))
-    for grant in matching:
-        _end(zone, actor, grant, GrantStatus.REVOKED, reason)
-        if stop_servers:
-            zone.hub.stop_server(grant.user_name, grant.server_name)
+    for index, grant in enumerate(matching):
+        if not stop_servers:  # a grant being replaced: failing fails the new one
+            _end(zone, actor, grant, GrantStatus.REVOKED, reason)
+            continue
+        try:
+            revoke_grant(zone, actor, grant, reason)
+        except StorageError as exc:
+            raise SessionsNotRefreshed(
+                f"{reason}: recorded, but {len(matching) - index} running session(s) could "
+                f"not be ended yet ({exc.message}); the control plane keeps retrying"
+            ) from exc
     return matching
+
+
+def revoke_grant(zone: Zone, actor: Identity, grant: SessionGrant, reason: str) -> None:
+    """End a grant whose access was taken away (identity deleted first) and stop its
+    server."""
+    _end(zone, actor, grant, GrantStatus.REVOKED, reason)
+    zone.hub.stop_server(grant.user_name, grant.server_name)
 
 
 def end_expired_grants(zone: Zone, actor: Identity) -> int:
     """Grants past their end (MinIO's own expiry may lag by up to 16 minutes)."""
-    now = zone.now()
-    with zone.sessions() as db:
-        due = [g for g in db.scalars(select(SessionGrant).where(
-            SessionGrant.status == GrantStatus.ACTIVE)) if as_utc(g.expires_at) <= now]
+    with zone.sessions() as db:  # read-only unless something is due: cheap every round
+        due = list(db.scalars(select(SessionGrant).where(
+            SessionGrant.status == GrantStatus.ACTIVE, SessionGrant.expires_at <= zone.now())))
     for grant in due:
         _end(zone, actor, grant, GrantStatus.ENDED, "expired")
         zone.hub.stop_server(grant.user_name, grant.server_name)

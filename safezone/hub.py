@@ -14,6 +14,8 @@ from .permissions import Identity
 
 log = logging.getLogger(__name__)
 TOKEN_CACHE_SECONDS = 5.0
+# only the token JupyterHub gives a notebook server carries access to one named server
+SERVER_SCOPE = "access:servers!server="
 
 
 class HubClient:
@@ -46,7 +48,9 @@ class HubClient:
         if kind == "user" and not self._may_access_service(scopes):
             raise PermissionDenied("this token may not access the Safezone service")
         identity = Identity(name=model["name"], kind=kind, scopes=scopes,
-                            browser=bool(model.get("session_id")))
+                            browser=bool(model.get("session_id")),
+                            operator=bool(model.get("admin")),
+                            notebook=any(s.startswith(SERVER_SCOPE) for s in scopes))
         self._cache[key] = (time.monotonic(), identity)
         return identity
 

@@ -103,6 +103,8 @@ class Membership(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     reason: Mapped[str] = mapped_column(Text, default="")
+    # once approved, always involved: a later rejection does not erase a conflict of interest
+    ever_approved: Mapped[bool] = mapped_column(default=False)
 
     project: Mapped[Project] = relationship(lazy="joined")
 
@@ -185,6 +187,8 @@ class ExportRequest(Base):
     check_record: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # the check worker that took this round (None: waiting); a stale claim is taken again
+    checks_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     project: Mapped[Project] = relationship(lazy="joined")
     files: Mapped[list[ExportFile]] = relationship(
@@ -206,7 +210,27 @@ class ExportFile(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     size: Mapped[int | None] = mapped_column(Integer, default=None)
     quarantine_key: Mapped[str | None] = mapped_column(String(700), default=None)
+    frozen_version: Mapped[str | None] = mapped_column(String(100), default=None)
+    kind: Mapped[str | None] = mapped_column(String(20), default=None)
+    # what a release copies: the sanitised form the reviewer saw (images re-encoded)
+    release_form_key: Mapped[str | None] = mapped_column(String(700), default=None)
+    release_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    preview_key: Mapped[str | None] = mapped_column(String(700), default=None)
     released_key: Mapped[str | None] = mapped_column(String(700), default=None)
+
+
+class ReleasedIndex(Base):
+    """The compact summary of a released table that the differencing rule compares with,
+    so checks never re-read earlier releases."""
+
+    __tablename__ = "released_indexes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("export_requests.id"), index=True)
+    path: Mapped[str] = mapped_column(String(512))
+    index: Mapped[dict[str, Any]] = mapped_column()
+    released_at: Mapped[datetime]
 
 
 class ReviewVote(Base):
@@ -224,6 +248,15 @@ class ReviewVote(Base):
     created_at: Mapped[datetime]
 
 
+class PageLogout(Base):
+    """A page session ended by its holder: its token is refused until it would expire."""
+
+    __tablename__ = "page_logouts"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[datetime]
+
+
 class DownloadLink(Base):
     """A revocable, counted link to one released file; only its hash is stored."""
 
@@ -237,3 +270,17 @@ class DownloadLink(Base):
     max_downloads: Mapped[int] = mapped_column(Integer)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
     revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class AuditVerification(Base):
+    """One run of ``audit.verify`` against every stored anchor, and who ran it."""
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(index=True)
+    intact: Mapped[bool] = mapped_column()
+    events: Mapped[int] = mapped_column(Integer)
+    anchors_checked: Mapped[int] = mapped_column(Integer)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    ran_by: Mapped[str] = mapped_column(String(64))

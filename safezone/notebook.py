@@ -79,8 +79,10 @@ def _api(method: str, path: str, body: dict | None = None) -> Any:
 
 
 def submit_export(files: list[str], title: str, justification: str,
-                  include_evidence: bool = True) -> dict[str, Any]:
-    """Ask to export ``files`` from your outbox; returns the request with its check record."""
+                  include_evidence: bool = True, wait_seconds: float = 300) -> dict[str, Any]:
+    """Ask to export ``files`` from your outbox; returns the request with its check record
+    once the checks have run (they run in the background; ``wait_seconds=0`` returns at
+    once, while the request is still ``checking``)."""
     bucket, _ = outbox_key("")
     listed = set()
     if include_evidence:
@@ -96,7 +98,18 @@ def submit_export(files: list[str], title: str, justification: str,
                 for name in sorted(listed)]
     request = _api("POST", "/api/exports", {"project": os.environ["SAFEZONE_PROJECT"],
                                             "title": title, "files": entries})
-    return _api("POST", f"/api/exports/{request['id']}/submit")
+    submitted = _api("POST", f"/api/exports/{request['id']}/submit")
+    return _wait_for_checks(submitted, wait_seconds)
+
+
+def _wait_for_checks(request: dict[str, Any], wait_seconds: float) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + wait_seconds
+    while request["status"] in {"submitted", "checking"} and time.monotonic() < deadline:
+        time.sleep(0.5)
+        request = _api("GET", f"/api/exports/{request['id']}")
+    return request
 
 
 def my_exports() -> list[dict[str, Any]]:

@@ -1,19 +1,32 @@
-"""Who may do what: every permission rule of the control plane lives here.
+"""Who may do what: the permission table ``policies/permissions.yaml``, applied.
 
-Roles come from JupyterHub custom scopes carried by the caller's hub token:
-``custom:safezone:admin``, ``custom:safezone:review`` and, for the hub's spawner,
-``custom:safezone:sessions``.
+Roles come from JupyterHub custom scopes carried by the caller's hub token
+(``custom:safezone:admin|review|steward``; the hub's spawner holds
+``custom:safezone:sessions``). How a caller stands to the subject of an action is derived in
+:func:`relations`; whether that is enough is read from the table in :func:`decide`. Every
+route and page names one action and the service behind it calls :func:`require`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-from .errors import PermissionDenied
+import yaml
+
+from .config import POLICIES_DIR
+from .errors import InvalidTransition, PermissionDenied
 
 ADMIN_SCOPE = "custom:safezone:admin"
 REVIEW_SCOPE = "custom:safezone:review"
+STEWARD_SCOPE = "custom:safezone:steward"
 SESSIONS_SCOPE = "custom:safezone:sessions"
+ROLE_SCOPES = {"admin": ADMIN_SCOPE, "reviewer": REVIEW_SCOPE, "steward": STEWARD_SCOPE,
+               "spawner": SESSIONS_SCOPE}
+RELATIONS = frozenset({"user", "browser", "admin", "reviewer", "steward", "spawner",
+                       "operator", "notebook", "self", "member", "involved", "requester"})
 
 
 @dataclass(frozen=True)
@@ -23,7 +36,9 @@ class Identity:
     name: str
     kind: str  # "user" or "service"
     scopes: frozenset[str]
-    browser: bool = False  # the token came from a hub OAuth login (a page), not an API token
+    browser: bool = False   # a Safezone page session (hub OAuth), not an API token
+    operator: bool = False  # a JupyterHub admin: break-glass, never a Safezone role
+    notebook: bool = False  # the token a notebook server holds
 
     @property
     def is_admin(self) -> bool:
@@ -34,8 +49,8 @@ class Identity:
         return REVIEW_SCOPE in self.scopes
 
     @property
-    def is_session_issuer(self) -> bool:
-        return SESSIONS_SCOPE in self.scopes
+    def is_steward(self) -> bool:
+        return STEWARD_SCOPE in self.scopes
 
     @property
     def label(self) -> str:
@@ -45,59 +60,149 @@ class Identity:
 SYSTEM = Identity("safezone", "service", frozenset())
 
 
-def check_admin(actor: Identity, doing: str) -> None:
-    if not actor.is_admin:
-        raise PermissionDenied(f"{doing} needs the Safezone administrator role (관리자 권한 필요)")
+@dataclass(frozen=True)
+class Subject:
+    """What an action is about, and the facts about it the relations need."""
+
+    user: str | None = None        # the person the action concerns (membership, listing)
+    requester: str | None = None   # the export request's author
+    state: str | None = None       # the export request's state
+    member: bool = False           # the caller holds a usable membership of the project
+    involved: bool = False         # the caller ever asked to join / joined the project
 
 
-def check_session_issuer(actor: Identity) -> None:
-    if not actor.is_session_issuer:
-        raise PermissionDenied("only the hub's spawner may issue or end session grants")
+NOTHING = Subject()
 
 
-def check_is_user(actor: Identity, user_name: str, doing: str) -> None:
-    """The caller acts for themself (a membership request is personal)."""
-    if actor.kind != "user" or actor.name != user_name:
-        raise PermissionDenied(f"{doing} can only be done by {user_name} themself")
+@dataclass(frozen=True)
+class Rule:
+    doing: str
+    public: bool
+    allow: frozenset[str]
+    deny: tuple[str, ...]
+    require: tuple[str, ...]
+    states: frozenset[str] | None
 
 
-def check_self_admin_or_issuer(actor: Identity, user_name: str) -> None:
-    if actor.is_admin or actor.is_session_issuer:
+@dataclass(frozen=True)
+class PermissionTable:
+    rules: dict[str, Rule]
+    messages: dict[str, dict[str, str]]
+    who: dict[str, dict[str, str]]
+
+    def rule(self, action: str) -> Rule:
+        try:
+            return self.rules[action]
+        except KeyError:
+            raise KeyError(f"action {action!r} is not in policies/permissions.yaml") from None
+
+
+@cache
+def load_table(policies_dir: Path = POLICIES_DIR) -> PermissionTable:
+    raw = yaml.safe_load((policies_dir / "permissions.yaml").read_text())
+    rules: dict[str, Rule] = {}
+    for action, spec in raw["actions"].items():
+        named = set(spec.get("allow", [])) | set(spec.get("deny", [])) | set(
+            spec.get("require", []))
+        unknown = named - RELATIONS
+        if unknown:
+            raise ValueError(f"{action}: unknown relations {sorted(unknown)}")
+        unnamed = set(spec.get("allow", [])) - set(raw["who"])
+        if unnamed:
+            raise ValueError(f"{action}: no 'who' wording for {sorted(unnamed)}")
+        states = spec.get("states")
+        moves = _transition_sources(action)
+        if moves is not None:
+            if states:
+                raise ValueError(f"{action}: its states come from the state machine")
+            states = moves
+        rules[action] = Rule(spec.get("doing", action), bool(spec.get("public")),
+                             frozenset(spec.get("allow", [])), tuple(spec.get("deny", [])),
+                             tuple(spec.get("require", [])),
+                             frozenset(states) if states else None)
+    return PermissionTable(rules, raw["messages"], raw["who"])
+
+
+def _transition_sources(action: str) -> list[str] | None:
+    """The states an ``export.<transition>`` may start from (exports/states.py)."""
+    from .exports.states import TRANSITIONS
+
+    kind, _, name = action.partition(".")
+    transition = TRANSITIONS.get(name) if kind == "export" else None
+    return sorted(s.value for s in transition.sources) if transition else None
+
+
+def relations(actor: Identity, subject: Subject = NOTHING) -> frozenset[str]:
+    """Every relation ``actor`` has to ``subject`` (see the table's header)."""
+    found = {role for role, scope in ROLE_SCOPES.items() if scope in actor.scopes}
+    person = actor.kind == "user"
+    if person:
+        found.add("user")
+    else:
+        found -= {"admin", "reviewer", "steward"}  # roles belong to people
+    if actor.browser and person:
+        found.add("browser")
+    if actor.operator:
+        found.add("operator")
+    if actor.notebook and person:
+        found.add("notebook")
+    if person and subject.user is not None and subject.user == actor.name:
+        found.add("self")
+    if person and subject.member:
+        found.add("member")
+    if person and (subject.involved or subject.member):
+        found.add("involved")
+    if person and subject.requester is not None and subject.requester == actor.name:
+        found.add("requester")
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """allowed, or why not: ``reason`` names the message, ``status`` 403 or 409."""
+
+    allowed: bool
+    reason: str = ""
+    status: int = 200
+
+
+def decide(action: str, found: frozenset[str], state: str | None = None,
+           table: PermissionTable | None = None) -> Verdict:
+    """The table's verdict for a caller with relations ``found`` (pure: no I/O)."""
+    rule = (table or load_table()).rule(action)
+    if rule.public:
+        return Verdict(True)
+    for relation in rule.deny:
+        if relation in found:
+            return Verdict(False, relation, 403)
+    if not rule.allow & found:
+        return Verdict(False, "default", 403)
+    for relation in rule.require:
+        if relation not in found:
+            return Verdict(False, relation, 403)
+    if rule.states is not None and state is not None and state not in rule.states:
+        return Verdict(False, "state", 409)
+    return Verdict(True)
+
+
+def allowed(action: str, actor: Identity, subject: Subject = NOTHING) -> bool:
+    return decide(action, relations(actor, subject), subject.state).allowed
+
+
+def require(action: str, actor: Identity, subject: Subject = NOTHING) -> None:
+    """Raise PermissionDenied (403) or InvalidTransition (409) with the table's sentence."""
+    table = load_table()
+    verdict = decide(action, relations(actor, subject), subject.state, table)
+    if verdict.allowed:
         return
-    if actor.kind == "user" and actor.name == user_name:
-        return
-    raise PermissionDenied(f"you may not look at {user_name}'s projects")
-
-
-def check_can_end_grant(actor: Identity, grant_user: str) -> None:
-    if actor.is_admin or actor.is_session_issuer:
-        return
-    raise PermissionDenied(f"only the hub or an administrator may end {grant_user}'s session")
-
-
-def export_parties(actor: Identity, requester: str, actor_is_project_member: bool,
-                   exclude_members: bool) -> set:
-    """The parties ``actor`` acts as on one export request (see exports.states.Party).
-
-    The requester is only ever the requester: never a reviewer or administrator of their
-    own request. Reviewers who are members of the project are excluded when the review
-    policy says so.
-    """
-    from .exports.states import Party
-
-    if actor.kind == "user" and actor.name == requester:
-        return {Party.REQUESTER}
-    parties = set()
-    if actor.is_reviewer and not (exclude_members and actor_is_project_member):
-        parties.add(Party.REVIEWER)
-    if actor.is_admin:
-        parties.add(Party.ADMIN)
-    return parties
-
-
-def check_browser_download(actor: Identity) -> None:
-    """Released files leave through a browser session only, never with an API token
-    (which is what a notebook server holds)."""
-    if not actor.browser:
-        raise PermissionDenied("released files are downloaded from the Safezone pages in a "
-                               "browser, not with an API token (브라우저에서만 내려받기 가능)")
+    message = table.messages.get(verdict.reason, table.messages["default"])
+    rule = table.rule(action)
+    allowed_by = sorted(rule.allow)
+    fields: dict[str, Any] = {
+        "doing": rule.doing, "state": subject.state,
+        "who": " or ".join(table.who[r]["en"] for r in allowed_by),
+        "who_ko": "·".join(table.who[r]["ko"] for r in allowed_by)}
+    text = f"{message['en'].format(**fields)} ({message['ko'].format(**fields)})"
+    if verdict.status == 409:
+        raise InvalidTransition(text)
+    raise PermissionDenied(text)

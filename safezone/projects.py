@@ -18,7 +18,8 @@ from .models import (
     ProjectStatus,
 )
 from .naming import check_project_name
-from .permissions import Identity, check_admin
+from .permissions import Identity, allowed, require
+from .standing import standing
 from .zone import Zone
 
 
@@ -36,7 +37,7 @@ def describe(project: Project) -> dict[str, Any]:
 
 
 def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> dict[str, Any]:
-    check_admin(actor, "creating a project")
+    require("project.create", actor)
     check_project_name(name)
     if len(title) > 200:
         raise InvalidInput("title is longer than 200 characters")
@@ -56,16 +57,21 @@ def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> d
         return describe(project)
 
 
-def list_projects(zone: Zone) -> list[dict[str, Any]]:
+def list_projects(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
+    """The projects ``actor`` may see (``project.view``): all for administrators, reviewers
+    and stewards; their own for researchers."""
+    require("project.list", actor)
+    now = zone.now()
     with zone.sessions() as db:
-        return [describe(p) for p in db.scalars(select(Project).order_by(Project.name))]
+        return [describe(p) for p in db.scalars(select(Project).order_by(Project.name))
+                if allowed("project.view", actor, standing(db, now, p.id, actor))]
 
 
 def attach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name: str) -> None:
     """Only published, de-identified datasets can be attached to a project."""
-    check_admin(actor, "attaching a dataset")
     with zone.unit_of_work() as db:
         project = get_project(db, project_name)
+        require("project.attach", actor, standing(db, zone.now(), project.id, actor))
         dataset = db.scalar(select(Dataset).where(Dataset.name == dataset_name))
         if dataset is None:
             raise NotFound(f"no dataset named {dataset_name!r}")
@@ -87,7 +93,7 @@ def attach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name:
 
 
 def detach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name: str) -> None:
-    check_admin(actor, "detaching a dataset")
+    require("project.detach", actor)
     with zone.unit_of_work() as db:
         project = get_project(db, project_name)
         dataset = db.scalar(select(Dataset).where(Dataset.name == dataset_name))
@@ -97,11 +103,14 @@ def detach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name:
         db.delete(link)
         zone.record(db, actor, "project.dataset_detached", f"project:{project_name}",
                     dataset=dataset_name)
+    from .access import refresh_project_sessions  # running sessions lose it too, now
+
+    refresh_project_sessions(zone, actor, project_name, f"dataset {dataset_name} detached")
 
 
 def archive_project(zone: Zone, actor: Identity, name: str) -> None:
     """Archive a project: no new sessions; running sessions are ended and stopped."""
-    check_admin(actor, "archiving a project")
+    require("project.archive", actor)
     with zone.unit_of_work() as db:
         project = get_project(db, name)
         if project.status is ProjectStatus.ARCHIVED:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ class Zone:
     hub: HubClient
     clock: Clock = field(default_factory=Clock)
     namespaces: Any = None  # kube.provision.ProjectNamespaces in Kubernetes mode
+    # audit anchoring state of this process (see unit_of_work)
+    _anchored: audit.Anchor | None = field(default=None, init=False, repr=False)
+    _unanchored_seq: int = field(default=0, init=False, repr=False)
+    _anchor_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                         repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> Zone:
@@ -56,7 +62,18 @@ class Zone:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
-        """A transaction; after it commits, the audit head is anchored in MinIO."""
+        """A transaction; after it commits, the audit head is anchored in MinIO.
+
+        No action proceeds unanchored. If the anchor write after a commit fails, the
+        change has committed (it is not undone) but the caller gets ``AuditUnanchored``
+        (a ``StorageError``, HTTP 503, ``committed=True``) and the zone is *unanchored*.
+        While it is, every unit of work first re-tries anchoring the current head and,
+        if that fails too, raises ``AuditUnanchored(committed=False)`` before opening a
+        transaction: no row, no audit event. The first success anchors the head, which
+        covers the change whose anchor failed, and work resumes. The state is per process.
+        Callers that undo side effects on error must not undo them when ``committed``.
+        """
+        self.require_anchored()
         with self.sessions() as db:
             with db.begin():
                 yield db
@@ -64,11 +81,37 @@ class Zone:
         if head and head.seq:
             self.anchor(head)
 
-    def anchor(self, head: audit.Anchor) -> None:
+    @property
+    def unanchored(self) -> bool:
+        """True while a head whose anchor write failed has not been anchored since."""
+        return self._unanchored_seq > (self._anchored.seq if self._anchored else 0)
+
+    def require_anchored(self) -> None:
+        """Refuse to start work while unanchored, after one more try at the current head."""
+        if not self.unanchored:
+            return
+        with self.sessions() as db:
+            head = audit.head(db)
+        if head and head.seq:
+            self.anchor(head, committed=False)
+        else:
+            with self._anchor_lock:
+                self._unanchored_seq = 0
+
+    def anchor(self, head: audit.Anchor, *, committed: bool = True) -> None:
+        """Write ``head`` as an anchor (skipped when this process already wrote it)."""
+        if head == self._anchored:
+            return
         try:
             self.broker.write_anchor(head.seq, head.hash)
-        except Exception as exc:  # the chain stays valid; the next commit anchors again
-            log.warning("could not anchor audit head %s: %s", head.seq, exc)
+        except Exception as exc:
+            with self._anchor_lock:
+                self._unanchored_seq = max(self._unanchored_seq, head.seq)
+            log.error("could not anchor audit head %s: %s", head.seq, exc)
+            raise audit.AuditUnanchored(committed=committed) from exc
+        with self._anchor_lock:
+            if self._anchored is None or head.seq >= self._anchored.seq:
+                self._anchored = head
 
     def record(self, db: Session, actor: Identity, action: str, subject: str,
                **data: Any) -> None:

@@ -17,8 +17,22 @@ from .support import (
     make_zone,
 )
 
+ATTACKS = {"passed": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Count the security suite's attacks (tests/security/test_attacks_*)."""
+    attack = "tests/security/test_attacks_" in report.nodeid.replace("\\", "/")
+    if attack and (report.when == "call" or report.failed):
+        ATTACKS["passed" if report.passed else "failed"] += 1
+
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if ATTACKS["passed"] or ATTACKS["failed"]:
+        terminalreporter.section("security")
+        terminalreporter.write_line(f"security: {ATTACKS['passed']} attacks refused"
+                                    + (f", {ATTACKS['failed']} got through or broke"
+                                       if ATTACKS["failed"] else ""))
     if MEASUREMENTS:
         terminalreporter.section("measured")
         for line in MEASUREMENTS:
@@ -44,6 +58,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, minio: MinioHandle) -> Itera
 def zone(tmp_path, minio):
     """A zone of its own (fresh database) on the shared MinIO, without a hub."""
     return make_zone(minio, fresh_database_url(tmp_path))
+
+
+@pytest.fixture
+def fragile(tmp_path):
+    """A MinIO server of the test's own (to stop and restart) and a zone on it."""
+    minio = launch_minio(tmp_path)
+    zone = make_zone(minio, fresh_database_url(tmp_path))
+    yield minio, zone
+    minio.process.stop()
 
 
 @pytest.fixture

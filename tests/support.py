@@ -25,7 +25,7 @@ from safezone.deid import pipeline
 from safezone.deid.recipe import load_recipe
 from safezone.local.processes import ManagedProcess, free_port, wait_for_http
 from safezone.local.services import start_hub, start_minio
-from safezone.permissions import ADMIN_SCOPE, Identity
+from safezone.permissions import STEWARD_SCOPE, Identity
 from safezone.zone import Zone
 from spawner.demo_auth import hash_password
 
@@ -124,7 +124,8 @@ class ThreadedServer:
         self.thread.join(10)
 
 
-USERS = ("admin", "reviewer", "dave", "alice", "bob", "carol")
+USERS = ("admin", "admin2", "reviewer", "dave", "erin", "alice", "bob", "carol", "steward",
+         "operator")
 
 
 @dataclass
@@ -179,8 +180,10 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
         "SAFEZONE_SERVICE_TOKEN": service_token,
         "SAFEZONE_SPAWNER_TOKEN": spawner_token,
         "SAFEZONE_USERS_FILE": str(users_file),
-        "SAFEZONE_ADMINS": "admin",
-        "SAFEZONE_REVIEWERS": "reviewer,dave",
+        "SAFEZONE_ADMINS": "admin,admin2",
+        "SAFEZONE_REVIEWERS": "reviewer,dave,erin",
+        "SAFEZONE_STEWARDS": "steward",
+        "SAFEZONE_HUB_OPERATORS": "operator",
         "SAFEZONE_WORKSPACE_ROOT": str(tmp_dir / "workspaces"),
         "SAFEZONE_START_TIMEOUT": "90",
     }
@@ -231,7 +234,7 @@ PIPELINE_KEY = b"test-key-kept-outside-the-zone"
 def attested_dataset(zone: Zone, name: str, body: bytes = b"id,age\n1,40\n",
                      recipe: str = TINY_RECIPE) -> dict:
     """A de-identified dataset made the only way there is: raw upload, then the pipeline."""
-    steward = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
+    steward = Identity("steward", "user", frozenset({STEWARD_SCOPE}))
     raw = "raw-" + name.removeprefix("deid-")[:55]
     datasets.register_dataset(zone, steward, raw, "raw")
     zone.broker.write_object(raw, "upload.csv", body)
@@ -246,13 +249,21 @@ def steward_env(zone: Zone) -> dict[str, str]:
             "SAFEZONE_MINIO_ENDPOINT": storage.endpoint,
             "SAFEZONE_MINIO_ROOT_USER": storage.root_user,
             "SAFEZONE_MINIO_ROOT_PASSWORD": storage.root_password,
-            "SAFEZONE_MINIO_ISSUER_PASSWORD": storage.issuer_password}
+            "SAFEZONE_MINIO_ISSUER_PASSWORD": storage.issuer_password,
+            "SAFEZONE_AUDIT_ANCHOR_PREFIX": storage.anchor_prefix}
 
 
 def register_published_dataset(stack: Stack, name: str, body: bytes = b"id,age\n1,40\n"
                                ) -> None:
     attested_dataset(stack.zone, name, body)
     stack.api("admin").post(f"/api/datasets/{name}/publish").raise_for_status()
+
+
+# the provisioned project's dataset: 1,000 rows, so a count of 120 in an exported table is a
+# plausible count (a count can never exceed the rows of the project's data)
+DATASET_ROWS = 1000
+DATASET_BODY = ("id,age\n" + "".join(f"{i},{20 + i % 60}\n" for i in range(DATASET_ROWS))
+                ).encode()
 
 
 def provision(stack: Stack, member: str = "alice", days_valid: float = 30) -> Provisioned:
@@ -262,7 +273,7 @@ def provision(stack: Stack, member: str = "alice", days_valid: float = 30) -> Pr
     project, dataset, raw = unique("proj"), unique("deid-ds"), unique("raw-ds")
     admin = stack.api("admin")
     admin.post("/api/projects", json={"name": project, "title": "test"}).raise_for_status()
-    register_published_dataset(stack, dataset)
+    register_published_dataset(stack, dataset, DATASET_BODY)
     admin.post(f"/api/projects/{project}/datasets", json={"dataset": dataset}
                ).raise_for_status()
     admin.post("/api/datasets", json={"name": raw, "classification": "raw"}).raise_for_status()
@@ -314,3 +325,31 @@ def browser_session(stack: Stack, user: str) -> httpx.Client:
     client.headers["X-Safezone-CSRF"] = csrf_token(token)
     client.base_url = httpx.URL(f"{stack.hub_url}/services/safezone/")
     return client
+
+
+def wait_for_checks(client: httpx.Client, request_id: str, timeout: float = 60) -> dict:
+    """The request once the background checks have finished with it."""
+    seen: dict = {}
+
+    def done() -> bool:
+        seen.update(client.get(f"/api/exports/{request_id}").json())
+        return seen.get("status") not in {"submitted", "checking"}
+
+    wait_until(done, timeout, 0.1)
+    return seen
+
+
+def submit_and_wait(client: httpx.Client, request_id: str) -> dict:
+    """Submit (which returns at once, in ``checking``) and wait for the review to open."""
+    response = client.post(f"/api/exports/{request_id}/submit")
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "checking"
+    return wait_for_checks(client, request_id)
+
+
+def download(browser: httpx.Client, request_id: str, file_id: int) -> httpx.Response:
+    """What the request page does: make a counted link, post its token, get the bytes."""
+    link = browser.post(f"api/exports/{request_id}/files/{file_id}/links")
+    if link.status_code != 201:
+        return link
+    return browser.post("api/download", json={"token": link.json()["token"]})

@@ -1,4 +1,5 @@
-"""The audit chain: intact when untouched; edits, deletions and reorderings are named."""
+"""The audit chain: intact when untouched; edits, deletions and reorderings are named;
+verification results are stored."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from safezone import audit, datasets, memberships, projects
+from safezone.clock import as_utc
 from safezone.models import AuditEvent
 from safezone.permissions import ADMIN_SCOPE, Identity
 
@@ -30,7 +32,7 @@ def fill(zone) -> None:
 
 def findings(zone):
     with zone.sessions() as db:
-        return [(f.kind, f.seq) for f in audit.verify(db, zone.broker.latest_anchor())]
+        return [(f.kind, f.seq) for f in audit.verify(db, zone.broker.list_anchors())]
 
 
 def test_untouched_chain_verifies_and_is_anchored(zone):
@@ -93,3 +95,26 @@ def test_reordered_events_are_named(zone):
 
 def test_canonical_json_is_stable():
     assert audit.canonical_json({"b": 1, "a": "한글"}) == '{"a":"한글","b":1}'.encode()
+
+
+def test_verification_is_stored_with_its_time_and_author(zone):
+    with zone.sessions() as db:
+        assert audit.last_verification(db) is None
+    fill(zone)
+    anchors = zone.broker.list_anchors()
+    with zone.sessions() as db, db.begin():
+        first = audit.run_verification(db, anchors, now=zone.now(), ran_by="admin")
+    assert (first.intact, first.events, first.anchors_checked, first.findings) == (
+        True, 8, len(anchors), [])
+    assert len(anchors) >= 5  # one per unit of work, not only the newest
+
+    with zone.sessions() as db, db.begin():
+        db.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="mallory"))
+    later = zone.now() + timedelta(minutes=5)
+    with zone.sessions() as db, db.begin():
+        audit.run_verification(db, zone.broker.list_anchors(), now=later, ran_by="auditor")
+    with zone.sessions() as db:
+        last = audit.last_verification(db)
+    assert (last.intact, last.ran_by, last.events) == (False, "auditor", 8)
+    assert as_utc(last.ran_at) == later
+    assert [(f["kind"], f["seq"]) for f in last.findings] == [("edited", 3)]

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from PIL import Image, PngImagePlugin
 
 from safezone.checks.findings import load_rules
-from safezone.checks.runner import FileInput, check_request, released_tables
+from safezone.checks.runner import CheckContext, FileInput, check_request, table_index
 
 
 def rules_of(record: dict, path: str) -> list[str]:
@@ -21,14 +21,18 @@ def rules_of(record: dict, path: str) -> list[str]:
     return [x["rule"] for x in entry["findings"]]
 
 
-def run(*files: tuple[str, bytes], released=None) -> dict:
-    return check_request("r", [FileInput(p, d, "h") for p, d in files], released)
+def run(*files: tuple[str, bytes], released=()) -> dict:
+    return check_request("r", [FileInput(p, d, "h") for p, d in files],
+                         CheckContext(released=tuple(released))).record
 
 
 def test_frequency_zero_and_record_level_rules():
     table = b"region,count\nA,120\nB,4\nC,0\n"
     found = rules_of(run(("t.csv", table)), "t.csv")
-    assert found.count("T001") == 1 and found.count("T002") == 1 and "T008" in found
+    assert found.count("T001") == 1 and found.count("T002") == 1
+    assert "T008" not in found  # counts only: no magnitude cell needs evidence
+    means = rules_of(run(("m.csv", b"region,mean_income\nA,120.5\nB,98.25\n")), "m.csv")
+    assert "T008" in means  # a magnitude without a sidecar cannot pass dominance unseen
     rows = "id,value\n" + "".join(f"{i},{i}\n" for i in range(6000))
     assert "T004" in rules_of(run(("r.csv", rows.encode())), "r.csv")
 
@@ -53,7 +57,7 @@ def test_sidecar_dominance_and_p_percent():
 def test_differencing_against_an_earlier_release():
     earlier = b"region,count\nSeoul,120\nBusan,200\n"
     now = b"region,count\nSeoul,123\nBusan,200\n"  # Seoul grew by 3: a cell of 3 is revealed
-    released = released_tables([("old.csv", earlier)], load_rules())
+    released = table_index("old.csv", earlier, load_rules())
     found = rules_of(run(("new.csv", now), released=released), "new.csv")
     assert found.count("T009") == 1
 
@@ -133,8 +137,8 @@ def test_size_limits_per_file_and_request():
     small = dataclasses.replace(load_rules(), files={**load_rules().files,
                                                      "max_file_bytes": 100,
                                                      "max_request_bytes": 150})
-    _, findings = check_file(FileInput("big.csv", b"a,count\n" + b"x,100\n" * 50, "h"), small)
-    assert [f.rule for f in findings] == ["F003"]
+    result = check_file(FileInput("big.csv", b"a,count\n" + b"x,100\n" * 50, "h"), small)
+    assert [f.rule for f in result.findings] == ["F003"]
     record = check_request("r", [FileInput(f"{i}.txt", b"x" * 80, "h") for i in range(2)],
-                           rules=small)
+                           rules=small).record
     assert [f["rule"] for f in record["request_findings"]] == ["F003"]

@@ -18,11 +18,11 @@ from safezone.deid import pipeline
 from safezone.deid.recipe import load_recipe
 from safezone.errors import InvalidInput
 from safezone.local.demo import raw_records
-from safezone.permissions import ADMIN_SCOPE, Identity
+from safezone.permissions import STEWARD_SCOPE, Identity
 
 from .support import steward_env, unique
 
-ADMIN = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
+STEWARD = Identity("steward", "user", frozenset({STEWARD_SCOPE}))
 KEY = b"k" * 8 + b"this-key-lives-outside-the-zone"
 
 # 10 rows; classes over (age_band, sex): 30-39/M ×4, 40-49/F ×3, 50-59/M ×2, 60-69/F ×1
@@ -48,7 +48,7 @@ columns:
 
 def raw_object(zone, body: bytes, name: str = "in.csv") -> tuple[str, str]:
     bucket = unique("raw-d")
-    datasets.register_dataset(zone, ADMIN, bucket, "raw")
+    datasets.register_dataset(zone, STEWARD, bucket, "raw")
     zone.broker.write_object(bucket, name, body)
     return bucket, name
 
@@ -60,7 +60,7 @@ def output_table(zone, dataset: str):
 def test_known_answer_k_anonymity(zone):
     bucket, key = raw_object(zone, SMALL.encode())
     dataset = unique("deid-d")
-    facts = pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), bucket, key, dataset, KEY)
+    facts = pipeline.run(zone, STEWARD, load_recipe(SMALL_RECIPE), bucket, key, dataset, KEY)
     assert facts["rows_in"] == 10 and facts["rows_out"] == 7 and facts["rows_suppressed"] == 3
     assert facts["k_achieved"] == 3 and facts["classes"] == 2
     assert facts["input"]["sha256"] == __import__("hashlib").sha256(SMALL.encode()).hexdigest()
@@ -69,7 +69,7 @@ def test_known_answer_k_anonymity(zone):
     assert table.num_rows == 7 and "name" not in table.column_names
     assert sorted(set(zip(table["birth"].to_pylist(), table["sex"].to_pylist(),
                           strict=True))) == [("30-39", "M"), ("40-49", "F")]
-    assert pipeline.verify(zone, ADMIN, dataset) == []
+    assert pipeline.verify(zone, STEWARD, dataset) == []
 
 
 def test_direct_identifier_left_in_fails_and_writes_nothing(zone):
@@ -80,12 +80,12 @@ def test_direct_identifier_left_in_fails_and_writes_nothing(zone):
                          "  phone: {technique: keep}\n  sido: {technique: keep, role: "
                          "quasi_identifier}\n")
     with pytest.raises(InvalidInput, match="phone"):
-        pipeline.run(zone, ADMIN, recipe, bucket, key, dataset, KEY)
+        pipeline.run(zone, STEWARD, recipe, bucket, key, dataset, KEY)
     assert not zone.broker.bucket_exists(dataset)
     unhandled = load_recipe("version: 1\ncolumns:\n  name: {technique: delete}\n"
                             "  sido: {technique: keep}\n")
     with pytest.raises(InvalidInput, match="column phone is not handled"):
-        pipeline.run(zone, ADMIN, unhandled, bucket, key, dataset, KEY)
+        pipeline.run(zone, STEWARD, unhandled, bucket, key, dataset, KEY)
     assert not zone.broker.bucket_exists(dataset)
 
 
@@ -94,9 +94,9 @@ def test_key_never_leaves_and_pseudonyms_are_stable(zone, caplog):
     bucket, key = raw_object(zone, SMALL.encode())
     first, second, other = unique("deid-a"), unique("deid-b"), unique("deid-c")
     recipe = load_recipe(SMALL_RECIPE)
-    pipeline.run(zone, ADMIN, recipe, bucket, key, first, KEY)
-    pipeline.run(zone, ADMIN, recipe, bucket, key, second, KEY)
-    pipeline.run(zone, ADMIN, recipe, bucket, key, other, KEY[::-1])
+    pipeline.run(zone, STEWARD, recipe, bucket, key, first, KEY)
+    pipeline.run(zone, STEWARD, recipe, bucket, key, second, KEY)
+    pipeline.run(zone, STEWARD, recipe, bucket, key, other, KEY[::-1])
     ids = {name: output_table(zone, name)["id"].to_pylist() for name in (first, second, other)}
     assert ids[first] == ids[second] and ids[first] != ids[other]
     for name in (first, second, other):
@@ -109,9 +109,9 @@ def test_key_never_leaves_and_pseudonyms_are_stable(zone, caplog):
 def test_tampered_output_fails_verification(zone):
     bucket, key = raw_object(zone, SMALL.encode())
     dataset = unique("deid-t")
-    pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), bucket, key, dataset, KEY)
+    pipeline.run(zone, STEWARD, load_recipe(SMALL_RECIPE), bucket, key, dataset, KEY)
     zone.broker.write_object(dataset, "data.parquet", b"PAR1 not the attested bytes")
-    assert any("replaced" in p for p in pipeline.verify(zone, ADMIN, dataset))
+    assert any("replaced" in p for p in pipeline.verify(zone, STEWARD, dataset))
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -131,7 +131,7 @@ def test_recipe_naming_a_missing_column_writes_nothing(zone):
     dataset = unique("deid-m")
     recipe = load_recipe(SMALL_RECIPE + "  nonexistent: {technique: keep}\n")
     with pytest.raises(InvalidInput, match="nonexistent"):
-        pipeline.run(zone, ADMIN, recipe, bucket, key, dataset, KEY)
+        pipeline.run(zone, STEWARD, recipe, bucket, key, dataset, KEY)
     assert not zone.broker.bucket_exists(dataset)
 
 
@@ -140,11 +140,11 @@ def test_example_recipe_on_the_demo_raw_data(zone):
     bucket, key = raw_object(zone, body)
     dataset = unique("deid-demo")
     recipe = load_recipe((POLICIES_DIR / "deid" / "example-health.yaml").read_text())
-    facts = pipeline.run(zone, ADMIN, recipe, bucket, key, dataset, KEY)
+    facts = pipeline.run(zone, STEWARD, recipe, bucket, key, dataset, KEY)
     assert facts["k_achieved"] >= 5 and facts["l_achieved"] >= 2
     assert facts["rows_out"] + facts["rows_suppressed"] == 3000
     assert {"name", "phone"} <= set(facts["columns_dropped"])
-    assert pipeline.verify(zone, ADMIN, dataset) == []
+    assert pipeline.verify(zone, STEWARD, dataset) == []
     report = zone.broker.read_object(dataset, "_report.md", 1 << 20).decode()
     assert "k-익명성 / k-anonymity: required 5" in report
     assert "## birth_date: 억제 후 / after suppression" in report and "범주화" in report
@@ -188,10 +188,10 @@ def test_steward_uploads_parquet_and_the_run_matches_the_csv_run(zone, tmp_path)
     raw = unique("raw-pq")
     done = cli("upload", str(tmp_path / "small.parquet"), "--to", f"{raw}/small.parquet")
     assert done.returncode == 0, done.stderr
-    facts = pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), raw, "small.parquet",
+    facts = pipeline.run(zone, STEWARD, load_recipe(SMALL_RECIPE), raw, "small.parquet",
                          unique("deid-pq"), KEY)
     bucket, key = raw_object(zone, SMALL.encode())
-    from_csv = pipeline.run(zone, ADMIN, load_recipe(SMALL_RECIPE), bucket, key,
+    from_csv = pipeline.run(zone, STEWARD, load_recipe(SMALL_RECIPE), bucket, key,
                             unique("deid-csv"), KEY)
     assert facts["rows_out"] == from_csv["rows_out"] == 7
     assert output_table(zone, facts["dataset"]).to_pylist() == \
@@ -212,7 +212,7 @@ def test_aggregate_replaces_values_with_their_class_mean(zone):
                          "  sex: {technique: keep, role: quasi_identifier}\n"
                          "  cost: {technique: aggregate, digits: 1}\n")
     dataset = unique("deid-agg")
-    facts = pipeline.run(zone, ADMIN, recipe, bucket, key, dataset, KEY)
+    facts = pipeline.run(zone, STEWARD, recipe, bucket, key, dataset, KEY)
     assert facts["rows_out"] == 6  # the 50-59/M row is alone: suppressed
     rows = output_table(zone, dataset).to_pylist()
     assert sorted((r["birth"], r["sex"], r["cost"]) for r in rows) == \
@@ -220,13 +220,13 @@ def test_aggregate_replaces_values_with_their_class_mean(zone):
     whole = load_recipe("version: 1\ncolumns:\n  birth: {technique: delete}\n"
                         "  sex: {technique: keep}\n  cost: {technique: aggregate}\n")
     total = unique("deid-agg")
-    pipeline.run(zone, ADMIN, whole, bucket, key, total, KEY)
+    pipeline.run(zone, STEWARD, whole, bucket, key, total, KEY)
     assert set(output_table(zone, total)["cost"].to_pylist()) == {281.0}  # 1969 / 7
     with pytest.raises(InvalidInput, match="cannot be a quasi-identifier"):
         load_recipe("version: 1\ncolumns:\n  cost: {technique: aggregate, "
                     "role: quasi_identifier}\n")
     with pytest.raises(InvalidInput, match="aggregate needs numbers"):
-        pipeline.run(zone, ADMIN, load_recipe("version: 1\ncolumns:\n  birth: {technique: "
+        pipeline.run(zone, STEWARD, load_recipe("version: 1\ncolumns:\n  birth: {technique: "
                                               "aggregate}\n  sex: {technique: keep}\n"
                                               "  cost: {technique: keep}\n"),
                      bucket, key, unique("deid-agg"), KEY)

@@ -18,12 +18,13 @@ from safezone.deid.recipe import load_recipe
 from safezone.deid.report import render_html
 from safezone.errors import InvalidInput, InvalidTransition
 from safezone.models import AuditEvent, DatasetStatus
-from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, Identity
+from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, STEWARD_SCOPE, Identity
 from safezone.storage.policies import PolicyViolation, pipeline_policy
 
 from .support import PIPELINE_KEY, attested_dataset, unique
 
-ADMIN = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
+ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
+STEWARD = Identity("steward", "user", frozenset({STEWARD_SCOPE}))
 SPAWNER = Identity("safezone-spawner", "service", frozenset({SESSIONS_SCOPE}))
 TABLE = b"id,age\n1,40\n2,41\n"
 
@@ -50,7 +51,7 @@ def mounted_project(zone, dataset: str) -> str:
 
 def test_a_dataset_not_made_by_the_pipeline_cannot_be_published(zone):
     name = unique("deid-hand")
-    datasets.register_dataset(zone, ADMIN, name, "deidentified")
+    datasets.register_dataset(zone, STEWARD, name, "deidentified")
     zone.broker.write_object(name, "data.csv", TABLE)
     with pytest.raises(InvalidTransition, match="no attestation"):
         datasets.change_status(zone, ADMIN, name, "publish")
@@ -97,9 +98,9 @@ def test_verify_names_a_deleted_output_and_withdraws(zone):
     name = unique("deid-gone")
     attested_dataset(zone, name, TABLE)
     datasets.change_status(zone, ADMIN, name, "publish")
-    assert pipeline.verify(zone, ADMIN, name) == []
+    assert pipeline.verify(zone, STEWARD, name) == []
     zone.broker.delete_object(name, "data.parquet")
-    assert pipeline.verify(zone, ADMIN, name) == ["data.parquet: missing since the attestation"]
+    assert pipeline.verify(zone, STEWARD, name) == ["data.parquet: missing since the attestation"]
     assert status_of(zone, name) is DatasetStatus.WITHDRAWN
 
 
@@ -118,12 +119,12 @@ def test_the_attestation_pins_every_object_by_version(zone):
 def test_pipeline_identity_reaches_only_its_input_and_output(zone, minio):
     raw, other_raw, output = unique("raw-in"), unique("raw-other"), unique("deid-out")
     for bucket in (raw, other_raw):
-        datasets.register_dataset(zone, ADMIN, bucket, "raw")
+        datasets.register_dataset(zone, STEWARD, bucket, "raw")
         zone.broker.write_object(bucket, "in.csv", TABLE)
     zone.broker.write_object(raw, "second.csv", TABLE)
     neighbour = unique("deid-neighbour")
     attested_dataset(zone, neighbour, TABLE)
-    datasets.register_dataset(zone, ADMIN, output, "deidentified")
+    datasets.register_dataset(zone, STEWARD, output, "deidentified")
     with pipeline.pipeline_identity(zone, raw, "in.csv", output) as client:
         assert client.get_object(raw, "in.csv").read() == TABLE
         client.put_object(output, "probe", io.BytesIO(b"x"), 1)
@@ -141,7 +142,7 @@ def test_pipeline_identity_reaches_only_its_input_and_output(zone, minio):
 
 def test_input_changed_between_the_passes_writes_nothing(zone, monkeypatch):
     raw = unique("raw-moving")
-    datasets.register_dataset(zone, ADMIN, raw, "raw")
+    datasets.register_dataset(zone, STEWARD, raw, "raw")
     zone.broker.write_object(raw, "in.csv", TABLE)
     original = pipeline.RawInput.batches
 
@@ -153,7 +154,7 @@ def test_input_changed_between_the_passes_writes_nothing(zone, monkeypatch):
     monkeypatch.setattr(pipeline.RawInput, "batches", batches)
     output = unique("deid-moving")
     with pytest.raises(InvalidInput, match="changed during the run"):
-        pipeline.run(zone, ADMIN, load_recipe("version: 1\ncolumns:\n  id: {technique: keep}\n"
+        pipeline.run(zone, STEWARD, load_recipe("version: 1\ncolumns:\n  id: {technique: keep}\n"
                                               "  age: {technique: keep}\n"),
                      raw, "in.csv", output, PIPELINE_KEY)
     assert not zone.broker.bucket_exists(output)
@@ -164,10 +165,10 @@ def test_a_published_dataset_is_not_overwritten_by_a_new_run(zone):
     facts = attested_dataset(zone, name, TABLE)
     datasets.change_status(zone, ADMIN, name, "publish")
     with pytest.raises(InvalidInput, match="withdraw it before re-running"):
-        pipeline.run(zone, ADMIN, load_recipe("version: 1\ncolumns:\n  id: {technique: keep}\n"
+        pipeline.run(zone, STEWARD, load_recipe("version: 1\ncolumns:\n  id: {technique: keep}\n"
                                               "  age: {technique: keep}\n"),
                      facts["input"]["bucket"], facts["input"]["key"], name, PIPELINE_KEY)
-    assert pipeline.verify(zone, ADMIN, name) == []
+    assert pipeline.verify(zone, STEWARD, name) == []
 
 
 def test_html_report_shows_markup_in_values_as_text():

@@ -15,11 +15,11 @@ import time
 import numpy as np
 
 from safezone import datasets
-from safezone.permissions import ADMIN_SCOPE, Identity
+from safezone.permissions import STEWARD_SCOPE, Identity
 
 from .support import PIPELINE_KEY, report_measure, steward_env, unique
 
-ADMIN = Identity("steward", "user", frozenset({ADMIN_SCOPE}))
+STEWARD = Identity("steward", "user", frozenset({STEWARD_SCOPE}))
 BUDGET = 448 << 20  # peak RSS the run may use (≈150 MiB of it is the imports; measured
 # 300-370 MiB, the spread coming from allocator and thread timing)
 ROWS_PER_CHUNK = 200_000
@@ -86,7 +86,7 @@ class GeneratedCsv(io.RawIOBase):
 
 def test_file_larger_than_the_allowed_memory_runs_in_bounded_memory(zone, tmp_path):
     raw = unique("raw-big")
-    datasets.register_dataset(zone, ADMIN, raw, "raw")
+    datasets.register_dataset(zone, STEWARD, raw, "raw")
     source = GeneratedCsv(chunks=36)  # 7.2 M rows, 624 MiB
     zone.broker.s3.put_object(raw, "big.csv", source, length=-1, part_size=32 << 20)
     assert source.size > BUDGET * 1.25, source.size

@@ -23,4 +23,4 @@ def test_demo_seed_publishes_an_attested_dataset_once(zone):
     assert DEMO_PROJECT in memberships.usable_projects(zone, ADMIN, "alice")
     seed(zone, KEY)  # a restart changes nothing
     assert datasets.get_location(zone, DEID_DATASET).attestation == deid.attestation
-    assert len([d for d in datasets.list_datasets(zone) if d.name == DEID_DATASET]) == 1
+    assert len([d for d in datasets.list_datasets(zone, ADMIN) if d.name == DEID_DATASET]) == 1

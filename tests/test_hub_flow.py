@@ -38,7 +38,7 @@ print(json.dumps(out))
 
 
 def server_state(stack, user: str) -> dict | None:
-    model = stack.hub_api("admin").get(f"/users/{user}").json()
+    model = stack.hub_api(user).get(f"/users/{user}").json()  # each reads their own
     return model["servers"].get("")
 
 
@@ -58,7 +58,7 @@ def alice_server(stack):
     report_measure(f"alice's server ready {time.monotonic() - started:.2f} s after POST /hub/spawn")
     setup.offered = offered
     yield setup
-    stack.hub_api("admin").delete("/users/alice/server")
+    stack.hub_api("alice").delete("/users/alice/server")
     wait_until(lambda: server_state(stack, "alice") is None, timeout=60)
 
 

@@ -43,6 +43,13 @@ TRUE = [
     ("4111 1111 1111 1111", "I008"),
     ("5500-0000-0000-0004", "I008"),
     ("11-23-456789-01", "I009"),
+    # other written forms (matched after normalisation)
+    (rrn_with_check("900101", "1", "23456").replace("-", " "), "I001"),
+    (rrn_with_check("900101", "1", "23456").replace("-", "."), "I001"),
+    (rrn_with_check("900101", "1", "23456").translate(
+        str.maketrans("0123456789-", "０１２３４５６７８９－")), "I001"),
+    ("연락처 ０１０－１２３４－５６７８", "I005"),
+    ("010/1234/5678", "I005"),
 ]
 NEAR_MISSES = [
     "991332-1234567",        # month 13
@@ -57,6 +64,8 @@ NEAR_MISSES = [
     "12-34",                 # too short for anything
     "99-23-456789-01",       # region 99 is no licence region
     "p = 0.0001234",
+    "n = 1,234,567,890",     # thousands separators
+    "2024.01.15 12:30:45",   # a timestamp
 ]
 
 

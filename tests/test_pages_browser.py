@@ -55,6 +55,11 @@ def test_submit_review_download(stack, browser, tmp_path: Path):
     form.get_by_label("justification for tables/counts.csv").fill("aggregate, n >= 10")
     form.get_by_role("button", name="제출 / Submit for review").click()
     alice.wait_for_load_state()
+    assert alice.locator("#status").inner_text() in {"checking", "in_review"}
+    for _ in range(60):  # the page refreshes itself while the checks run
+        if alice.locator("#status").inner_text() == "in_review":
+            break
+        alice.wait_for_timeout(500)
     assert alice.locator("#status").inner_text() == "in_review"
     request_url = alice.url
     request_id = request_url.rstrip("/").rsplit("/", 1)[-1]
@@ -71,8 +76,12 @@ def test_submit_review_download(stack, browser, tmp_path: Path):
     assert reviewer.locator("#status").inner_text() == "released"
 
     alice.goto(request_url)
+    alice.get_by_role("button", name="내려받기 / Download").click()  # a counted link
+    alice.wait_for_load_state()
+    assert alice.url.endswith("/download")  # a form page: no token in any URL
+    alice.screenshot(path=str(tmp_path / "download.png"))
     with alice.expect_download() as info:
-        alice.get_by_role("button", name="내려받기 / Download").click()
+        alice.locator("#download").click()  # its token travels in the form, not the URL
     saved = tmp_path / "downloaded.csv"
     info.value.save_as(saved)
     assert saved.read_bytes() == TABLE

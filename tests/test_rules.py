@@ -38,9 +38,12 @@ def test_session_policy_covers_only_its_datasets_workspace_and_outbox():
     policy = session_policy("demo", "alice", [DatasetLocation("deid-a", "deid-a", ""),
                                               DatasetLocation("deid-b", "deid-b", "v1/")])
     assert buckets_named(policy) == {"deid-a", "deid-b", "work", "outbox"}
-    resources = [r for s in policy["Statement"] for r in s["Resource"]]
+    resources = [r for s in policy["Statement"] for r in s.get("Resource", [])]
     assert "arn:aws:s3:::deid-b/v1/*" in resources
     assert "arn:aws:s3:::outbox/demo/alice/*" in resources
+    denied = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert denied and all(a.startswith("admin:") and "Resource" not in s
+                          for s in denied for a in s["Action"])  # no key management
 
 
 @pytest.mark.parametrize("bucket", ["raw-health", "egress-quarantine", "released", "audit"])

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from safezone import datasets, grants, memberships, projects
+from safezone.audit import AuditUnanchored
 from safezone.errors import SafezoneError, StorageError
-from safezone.exports import service
+from safezone.exports import checking, release, review, service
 from safezone.models import AuditEvent, Dataset, SessionGrant
 from safezone.permissions import ADMIN_SCOPE, REVIEW_SCOPE, SESSIONS_SCOPE, Identity
 
-from .support import attested_dataset, fresh_database_url, launch_minio, make_zone, unique
+from .support import attested_dataset, unique
 
 ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
 SPAWNER = Identity("safezone-spawner", "service", frozenset({SESSIONS_SCOPE}))
@@ -25,14 +26,6 @@ SPAWNER = Identity("safezone-spawner", "service", frozenset({SESSIONS_SCOPE}))
 def count(zone, model) -> int:
     with zone.sessions() as db:
         return db.scalar(select(func.count()).select_from(model))
-
-
-@pytest.fixture
-def fragile(tmp_path):
-    minio = launch_minio(tmp_path)
-    zone = make_zone(minio, fresh_database_url(tmp_path))
-    yield minio, zone
-    minio.process.stop()
 
 
 def test_grant_and_registration_fail_cleanly_while_minio_is_down(fragile):
@@ -80,7 +73,9 @@ def test_release_interrupted_by_minio_stopping_stays_approved_and_retry_complete
         zone.broker.write_object("outbox", f"{project}/alice/{name}", body)
     request = service.create_request(zone, alice, project, "t",
                                      [{"path": name} for name in tables])
-    request = service.submit(zone, alice, request["id"])
+    service.submit(zone, alice, request["id"])
+    checking.check_pending(zone)
+    request = service.get_request(zone, alice, request["id"])
 
     real_write = zone.broker.write_object
     def write_then_crash(bucket, key, data):
@@ -90,20 +85,22 @@ def test_release_interrupted_by_minio_stopping_stays_approved_and_retry_complete
         return digest
     zone.broker.write_object = write_then_crash
     for f in request["files"][:-1]:
-        service.vote(zone, reviewer, request["id"], f["id"], "approve")
+        review.vote(zone, reviewer, request["id"], f["id"], "approve")
     last = request["files"][-1]["id"]
-    view = service.vote(zone, reviewer, request["id"], last, "approve")  # release fails inside
+    view = review.vote(zone, reviewer, request["id"], last, "approve")  # release fails inside
     assert view["status"] == "approved"
     zone.broker.write_object = real_write
 
     minio.restart()
     with pytest.raises(SafezoneError):  # nothing can be downloaded from an approved request
-        service.create_link(zone, Identity("alice", "user", frozenset(), browser=True),
+        release.create_link(zone, Identity("alice", "user", frozenset(), browser=True),
                             request["id"], last)
-    released = service.release(zone, ADMIN, request["id"])
+    released = release.release(zone, ADMIN, request["id"])
     assert released["status"] == "released"
+    ids = {f["path"]: f["id"] for f in request["files"]}
     for name, body in tables.items():
-        got = zone.broker.read_object("released", f"{request['id']}/{name}", 1 << 20)
+        got = zone.broker.read_object("released", f"{request['id']}/{ids[name]}/{name}",
+                                      1 << 20)
         assert got == body
 
 
@@ -111,11 +108,14 @@ def test_release_with_minio_down_writes_nothing(fragile):
     minio, zone = fragile
     project, alice = alice_project(zone), ALICE
     zone.broker.write_object("outbox", f"{project}/alice/a.csv", b"g,count\nx,120\n")
-    request = service.submit(zone, alice, service.create_request(
-        zone, alice, project, "t", [{"path": "a.csv"}])["id"])
+    request = service.create_request(zone, alice, project, "t", [{"path": "a.csv"}])
+    service.submit(zone, alice, request["id"])
+    checking.check_pending(zone)
     minio.process.stop()
-    view = service.vote(zone, REVIEWER, request["id"], request["files"][0]["id"], "approve")
-    assert view["status"] == "approved"
+    with pytest.raises(AuditUnanchored) as refused:  # the vote is saved, not yet anchored
+        review.vote(zone, REVIEWER, request["id"], request["files"][0]["id"], "approve")
+    assert refused.value.committed
+    assert service.get_request(zone, ADMIN, request["id"])["status"] == "approved"
     minio.restart()
     assert not list(zone.broker.s3.list_objects("released", prefix=f"{request['id']}/"))
-    assert service.release(zone, ADMIN, request["id"])["status"] == "released"
+    assert release.release(zone, ADMIN, request["id"])["status"] == "released"

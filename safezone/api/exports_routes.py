@@ -3,12 +3,24 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import StreamingResponse
 
-from ..exports import service
+from ..exports import release, review, service
+from ..exports.release import Download
 from ..permissions import Identity
 from ..zone import Zone
-from .schemas import ExportFilesIn, ExportIn, ReasonIn, VoteIn
+from .actions import action
+from .schemas import DownloadIn, ExportFilesIn, ExportIn, ReasonIn, VoteIn
+
+
+def attachment(download: Download) -> StreamingResponse:
+    """Released bytes as a download: never rendered by the browser from this origin."""
+    from urllib.parse import quote
+
+    return StreamingResponse(download.chunks, media_type="application/octet-stream", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(download.name)}",
+        "Content-Length": str(download.size), "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store"})
 
 
 def export_router(zone: Zone, caller: Any) -> APIRouter:
@@ -16,67 +28,77 @@ def export_router(zone: Zone, caller: Any) -> APIRouter:
     Actor = Annotated[Identity, Depends(caller)]
 
     @router.get("/api/exports/outbox/{project}")
+    @action("export.outbox")
     def outbox(project: str, actor: Actor) -> list[dict[str, Any]]:
         return service.outbox_listing(zone, actor, project)
 
     @router.post("/api/exports", status_code=201)
+    @action("export.create")
     def create(body: ExportIn, actor: Actor) -> dict[str, Any]:
         return service.create_request(zone, actor, body.project, body.title,
                                       [f.model_dump() for f in body.files])
 
     @router.get("/api/exports")
+    @action("export.list_mine")
     def mine(actor: Actor) -> list[dict[str, Any]]:
         return service.my_requests(zone, actor)
 
     @router.get("/api/review/queue")
+    @action("export.queue")
     def queue(actor: Actor) -> list[dict[str, Any]]:
         return service.review_queue(zone, actor)
 
     @router.get("/api/exports/{request_id}")
+    @action("export.view")
     def one(request_id: str, actor: Actor) -> dict[str, Any]:
         return service.get_request(zone, actor, request_id)
 
     @router.put("/api/exports/{request_id}/files")
+    @action("export.edit")
     def files(request_id: str, body: ExportFilesIn, actor: Actor) -> dict[str, Any]:
         return service.update_files(zone, actor, request_id,
                                     [f.model_dump() for f in body.files])
 
-    @router.post("/api/exports/{request_id}/submit")
+    @router.post("/api/exports/{request_id}/submit", status_code=202)
+    @action("export.submit")
     def submit(request_id: str, actor: Actor) -> dict[str, Any]:
         return service.submit(zone, actor, request_id)
 
     @router.post("/api/exports/{request_id}/withdraw")
+    @action("export.withdraw")
     def withdraw(request_id: str, actor: Actor) -> dict[str, Any]:
         return service.withdraw(zone, actor, request_id)
 
+    @router.get("/api/exports/{request_id}/previews")
+    @action("export.preview")
+    def previews(request_id: str, actor: Actor) -> dict[str, Any]:
+        return {str(k): v for k, v in review.previews(zone, actor, request_id).items()}
+
     @router.post("/api/exports/{request_id}/votes")
+    @action("export.vote")
     def vote(request_id: str, body: VoteIn, actor: Actor) -> dict[str, Any]:
-        return service.vote(zone, actor, request_id, body.file_id, body.decision,
-                            body.comment, body.override_reason)
+        return review.vote(zone, actor, request_id, body.file_id, body.decision,
+                           body.comment, body.override_reason)
 
     @router.post("/api/exports/{request_id}/release")
-    def release(request_id: str, actor: Actor) -> dict[str, Any]:
-        return service.release(zone, actor, request_id)
+    @action("export.release")
+    def release_now(request_id: str, actor: Actor) -> dict[str, Any]:
+        return release.release(zone, actor, request_id)
 
     @router.post("/api/exports/{request_id}/revoke")
+    @action("export.revoke")
     def revoke(request_id: str, body: ReasonIn, actor: Actor) -> dict[str, Any]:
-        return service.revoke(zone, actor, request_id, body.reason)
-
-    @router.get("/api/exports/{request_id}/files/{file_id}/content")
-    def content(request_id: str, file_id: int, actor: Actor) -> Response:
-        _, data = service.frozen_file(zone, actor, request_id, file_id)
-        # served as opaque bytes: never rendered by the browser from this origin
-        return Response(data, media_type="application/octet-stream",
-                        headers={"Content-Disposition": "attachment",
-                                 "X-Content-Type-Options": "nosniff"})
+        return release.revoke(zone, actor, request_id, body.reason)
 
     @router.post("/api/exports/{request_id}/files/{file_id}/links", status_code=201)
+    @action("export.link")
     def link(request_id: str, file_id: int, actor: Actor) -> dict[str, Any]:
-        created = service.create_link(zone, actor, request_id, file_id)
-        return {**created, "url": f"download/{created.pop('token')}"}
+        return release.create_link(zone, actor, request_id, file_id)
 
-    @router.get("/download/{token}")
-    def download(token: str, actor: Actor) -> RedirectResponse:
-        return RedirectResponse(service.redeem_link(zone, actor, token), status_code=303)
+    @router.post("/api/download")
+    @action("export.download")
+    def download(body: DownloadIn, actor: Actor) -> StreamingResponse:
+        """The token travels in the body, never in a URL that a log would keep."""
+        return attachment(release.redeem_link(zone, actor, body.token))
 
     return router

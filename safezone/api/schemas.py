@@ -66,3 +66,7 @@ class VoteIn(Body):
     decision: str
     comment: str = Field(default="", max_length=4000)
     override_reason: str = Field(default="", max_length=2000)
+
+
+class DownloadIn(Body):
+    token: str = Field(max_length=100)

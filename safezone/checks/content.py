@@ -1,16 +1,19 @@
-"""Checks of non-table content: archives, images, notebooks."""
+"""Checks of non-table content: archives and notebooks (text, PNG, JPEG, PDF have their
+own modules)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 import re
-import struct
 import zipfile
 from collections.abc import Iterator
 
-from .findings import Finding, RuleBook, mask
-from .identifiers import scan_text
+from .findings import Finding, RuleBook
+from .images import jpeg_findings, png_findings
+from .text import text_findings
 
 TAGS = re.compile(r"<[^>]+>")
 
@@ -39,37 +42,22 @@ def archive_problem(data: bytes, limits: dict) -> str | None:
     return None
 
 
-def png_findings(name: str, data: bytes, rules: RuleBook) -> Iterator[Finding]:
-    """Text chunks (tEXt/iTXt/zTXt, eXIf) and bytes after IEND."""
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = kind.decode("latin-1")
-        if chunk in {"tEXt", "iTXt", "zTXt", "eXIf"}:
-            yield rules.finding("F006", name, chunk=chunk)
-            body = data[pos + 8:pos + 8 + length].decode("utf-8", "replace")
-            yield from text_findings(name, body, rules)
-        pos += 12 + length
-        if chunk == "IEND":
-            if pos < len(data):
-                yield rules.finding("F007", name)
-            return
+def _joined(value: object) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
 
 
-def jpeg_findings(name: str, data: bytes, rules: RuleBook) -> Iterator[Finding]:
-    if b"Exif\x00\x00" in data[:65536]:
-        yield rules.finding("F006", name, chunk="EXIF")
-    end = data.rfind(b"\xff\xd9")
-    if end != -1 and end + 2 < len(data):
-        yield rules.finding("F007", name)
-
-
-def text_findings(name: str, text: str, rules: RuleBook, row_offset: int = 0
-                  ) -> Iterator[Finding]:
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        for match in scan_text(line):
-            yield rules.finding(match.rule, name, row=row_offset + line_no,
-                                excerpt=mask(match.text))
+def _image_findings(where: str, mime: str, value: object, rules: RuleBook
+                    ) -> Iterator[Finding]:
+    """An embedded notebook image: flagged, and its own chunks/segments checked."""
+    yield rules.finding("F008", where, what=f"an embedded {mime} image")
+    try:
+        data = base64.b64decode(_joined(value), validate=False)
+    except (binascii.Error, ValueError):
+        return
+    if mime == "image/png" and data.startswith(b"\x89PNG"):
+        yield from png_findings(where, data, rules)
+    elif mime == "image/jpeg" and data.startswith(b"\xff\xd8"):
+        yield from jpeg_findings(where, data, rules)
 
 
 def notebook_findings(name: str, data: bytes, rules: RuleBook) -> Iterator[Finding]:
@@ -77,21 +65,22 @@ def notebook_findings(name: str, data: bytes, rules: RuleBook) -> Iterator[Findi
     doc = json.loads(data.decode("utf-8-sig"))
     if doc.get("metadata", {}).get("widgets"):
         yield rules.finding("F008", name, what="widget state")
+        yield from text_findings(f"{name}#widgets", json.dumps(doc["metadata"]["widgets"]),
+                                 rules)
     for index, cell in enumerate(doc.get("cells", []), start=1):
         where = f"{name}#cell{index}"
         if cell.get("attachments"):
             yield rules.finding("F008", where, what="attachments")
-        source = cell.get("source", "")
-        yield from text_findings(where, "".join(source) if isinstance(source, list) else source,
-                                 rules)
+        yield from text_findings(where, _joined(cell.get("source", "")), rules)
         for output in cell.get("outputs", []):
-            texts = [output.get("text", "")]
+            texts = [_joined(output.get("text", ""))]
             for mime, value in (output.get("data") or {}).items():
                 if mime.startswith("image/"):
-                    yield rules.finding("F008", where, what=f"an embedded {mime} image")
+                    yield from _image_findings(where, mime, value, rules)
                 elif mime.startswith("text/") or mime.endswith("json"):
-                    value = "".join(value) if isinstance(value, list) else str(value)
+                    value = _joined(value) if not isinstance(value, dict) else json.dumps(value)
                     texts.append(TAGS.sub(" ", value) if mime == "text/html" else value)
+            if output.get("traceback"):
+                texts.append("\n".join(map(str, output["traceback"])))
             for text in texts:
-                text = "".join(text) if isinstance(text, list) else text
                 yield from text_findings(where, text, rules)

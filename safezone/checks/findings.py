@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import yaml
 from ..config import POLICIES_DIR
 
 SEVERITIES = ("fail", "warn", "info")
+MAX_CELL_FINDINGS = 50  # per rule and column; the summary counts only what is reported
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,19 @@ class Finding:
 
 @dataclass(frozen=True)
 class RuleBook:
+    """The parsed rules.yaml: one attribute per section, messages by rule id."""
+
     tables: dict[str, Any]
     files: dict[str, Any]
     archives: dict[str, Any]
     identifiers: dict[str, Any]
     messages: dict[str, dict[str, str]]
+    shape: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    encoded: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, Any] = field(default_factory=dict)
+    pdf: dict[str, Any] = field(default_factory=dict)
+    preview: dict[str, Any] = field(default_factory=dict)
 
     def finding(self, rule: str, file: str = "", row: int | None = None,
                 column: str | None = None, excerpt: str | None = None,
@@ -46,6 +55,13 @@ class RuleBook:
         return Finding(rule, spec["severity"], spec["en"].format(**params),
                        spec["ko"].format(**params), file, row, column, excerpt)
 
+    def exportable(self, kind: str) -> bool:
+        return kind in self.files["exportable"]
+
+
+SECTIONS = ("tables", "files", "archives", "identifiers", "messages", "shape", "evidence",
+            "encoded", "images", "pdf", "preview")
+
 
 @cache
 def load_rules(policies_dir: Path = POLICIES_DIR) -> RuleBook:
@@ -53,10 +69,17 @@ def load_rules(policies_dir: Path = POLICIES_DIR) -> RuleBook:
     for rule, spec in raw["messages"].items():
         if spec["severity"] not in SEVERITIES:
             raise ValueError(f"rule {rule}: unknown severity {spec['severity']!r}")
-    return RuleBook(raw["tables"], raw["files"], raw["archives"], raw["identifiers"],
-                    raw["messages"])
+    return RuleBook(**{name: raw[name] for name in SECTIONS})
 
 
 def mask(value: str) -> str:
     """Never copy a found identifier into the record: keep its shape only."""
     return "".join("#" if ch.isdigit() else ("x" if ch.isalpha() else ch) for ch in value)[:40]
+
+
+def worst(findings: list[Finding]) -> str:
+    """fail > warn > info > pass."""
+    for severity in SEVERITIES:
+        if any(f.severity == severity for f in findings):
+            return severity
+    return "pass"

@@ -8,6 +8,7 @@ and a wrong check digit is still reported, as a *possible* RRN.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -18,20 +19,44 @@ WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
 CENTURY = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000,
            "8": 2000, "9": 1800, "0": 1800}
 
+# Text is normalised first (see normalise): full-width and other Unicode digits become ASCII,
+# every dash becomes "-", invisible characters go. Separators: none, "-", space, ".", "/", "_".
+SEP = r"[-\s./_·:]?"
 # Boundaries exclude ASCII letters too: a hex digest or an ID code is not a phone number.
-RRN = re.compile(r"(?<![0-9A-Za-z-])(\d{6})-?([0-9])(\d{6})(?![0-9A-Za-z-])")
+RRN = re.compile(r"(?<![0-9A-Za-z-])(\d{6})" + SEP + r"([0-9])(\d{6})(?![0-9A-Za-z-])")
 BRN = re.compile(r"(?<![0-9A-Za-z-])(\d{3})-(\d{2})-(\d{5})(?![0-9A-Za-z-])")
 PHONE = re.compile(
-    r"(?<![0-9A-Za-z+])(?:\+82[-\s]?|0)(?:1[016789]|2|[3-6][1-5])[-\s.)]?\d{3,4}[-\s.]?\d{4}"
+    r"(?<![0-9A-Za-z+])(?:\+82[-\s]?|0)(?:1[016789]|2|[3-6][1-5])[-\s./_)]?\d{3,4}[-\s./_]?\d{4}"
     r"(?![0-9A-Za-z])")
 PASSPORT = re.compile(r"(?<![A-Z0-9])[MSROD](?:\d{3}[A-Z]\d{4}|\d{8})(?![A-Z0-9])")
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Starts only where a local part can start and is bounded (RFC 5321: 64), so a long run of
+# letters without "@" costs linear time, not quadratic.
+EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,255}"
+                   r"\.[A-Za-z]{2,}")
 CARD = re.compile(r"(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])")
 LICENCE = re.compile(r"(?<![0-9A-Za-z])(1[1-9]|2[0-6]|28)-(\d{2})-(\d{6})-(\d{2})(?![0-9A-Za-z])")
-# One cheap pre-filter for vectorised scans (RE2 syntax: no look-arounds).
-PREFILTER = (r"\d{6}-?\d{7}|\d{3}-\d{2}-\d{5}|(\+82|0)[-\s]?\d{1,2}[-\s.)]?\d{3,4}[-\s.]?\d{4}"
+# One cheap pre-filter for vectorised scans over NORMALISED text (RE2 syntax: no
+# look-arounds); \p{Nd} so that digits NFKC leaves alone (Arabic-Indic ...) still pass.
+PREFILTER = (r"\d{6}[-\s./_·:]?\d{7}|\d{3}-\d{2}-\d{5}"
+             r"|(\+82|0)[-\s]?\d{1,2}[-\s./_)]?\d{3,4}[-\s./_]?\d{4}"
              r"|[MSROD]\d{3}[A-Z0-9]\d{4}|@[A-Za-z0-9.-]+\.[A-Za-z]{2}|(\d[ -]?){12,18}\d"
-             r"|\d{2}-\d{2}-\d{6}-\d{2}")
+             r"|\d{2}-\d{2}-\d{6}-\d{2}").replace(r"\d", r"\p{Nd}")
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# The same normalisation for Arrow arrays (the non-NFKC digit folding happens in Python).
+INVISIBLE_RE2 = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in INVISIBLE) + "]"
+DASHES_RE2 = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in DASHES) + "]"
+_FOLD = str.maketrans({**{c: "-" for c in DASHES}, **{c: None for c in INVISIBLE}})
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width digits and letters), any Unicode decimal digit as ASCII, every dash
+    as "-", invisible characters removed: identifiers are matched in this form."""
+    text = unicodedata.normalize("NFKC", text).translate(_FOLD)
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch
+                   for ch in text)
 
 
 @dataclass(frozen=True)
@@ -39,6 +64,8 @@ class Match:
     rule: str  # rule id in rules.yaml
     text: str
     confidence: float
+    start: int = 0  # span in the normalised text
+    end: int = 0
 
 
 def _weighted(digits: str) -> int:
@@ -95,7 +122,9 @@ def _phone_valid(text: str) -> bool:
 
 
 def scan_text(text: str) -> Iterator[Match]:
-    """Every identifier in ``text``; card numbers need Luhn, BRNs their check digit."""
+    """Every identifier in ``text`` (normalised first); card numbers need Luhn, BRNs their
+    check digit. Spans refer to ``normalise(text)``."""
+    text = normalise(text)
     claimed: list[tuple[int, int]] = []
 
     def free(span: tuple[int, int]) -> bool:
@@ -105,28 +134,28 @@ def scan_text(text: str) -> Iterator[Match]:
         found = classify_rrn(*m.groups())
         if found:
             claimed.append(m.span())
-            yield found
+            yield Match(found.rule, found.text, found.confidence, *m.span())
     for m in LICENCE.finditer(text):
         if free(m.span()):
             claimed.append(m.span())
-            yield Match("I009", m.group(), 0.8)
+            yield Match("I009", m.group(), 0.8, *m.span())
     for m in BRN.finditer(text):
         if free(m.span()) and brn_valid("".join(m.groups())):
             claimed.append(m.span())
-            yield Match("I004", m.group(), 0.9)
+            yield Match("I004", m.group(), 0.9, *m.span())
     for m in PHONE.finditer(text):
         if free(m.span()) and _phone_valid(m.group()):
             claimed.append(m.span())
-            yield Match("I005", m.group(), 0.9)
+            yield Match("I005", m.group(), 0.9, *m.span())
     for m in PASSPORT.finditer(text):
         if free(m.span()):
             claimed.append(m.span())
-            yield Match("I006", m.group(), 0.7)
+            yield Match("I006", m.group(), 0.7, *m.span())
     for m in EMAIL.finditer(text):
         claimed.append(m.span())
-        yield Match("I007", m.group(), 0.95)
+        yield Match("I007", m.group(), 0.95, *m.span())
     for m in CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         if free(m.span()) and 13 <= len(digits) <= 19 and luhn_valid(digits):
             claimed.append(m.span())
-            yield Match("I008", m.group(), 0.85)
+            yield Match("I008", m.group(), 0.85, *m.span())

@@ -1,6 +1,8 @@
-"""Table rules: frequency threshold, zeros, rounding, record-level shape, dominance (with an
-evidence sidecar), identifiers in cells, and differencing against earlier releases.
+"""Tables: reading (CSV, TSV, Parquet, XLSX), the role of each column found by content
+(key, count, magnitude) and the frequency rules on counts.
 
+A count column is any integer-valued, non-negative numeric column that is not a key: a
+name can add duties (a magnitude name asks for dominance evidence) but never remove one.
 Vectorised with pyarrow: a 1 M-row table is checked in about the time it takes to read.
 """
 
@@ -9,17 +11,17 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .findings import Finding, RuleBook, mask
-from .identifiers import PREFILTER, scan_text
+from .cells import identifier_findings
+from .findings import MAX_CELL_FINDINGS, Finding, RuleBook
 
-MAX_CELL_FINDINGS = 50  # per rule and file; the record counts the rest
+__all__ = ["Roles", "column_roles", "frequency_findings", "identifier_findings", "read_tables"]
 
 
 def read_tables(name: str, kind: str, data: bytes, rules: RuleBook
@@ -61,121 +63,110 @@ def _read_xlsx(name: str, data: bytes, rules: RuleBook
     return tables, findings
 
 
-def count_columns(table: pa.Table, rules: RuleBook) -> list[str]:
-    patterns = [re.compile(p, re.IGNORECASE) for p in rules.tables["count_column_patterns"]]
-    return [f.name for f in table.schema
-            if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-            and any(p.search(f.name) for p in patterns)]
+@dataclass(frozen=True)
+class Roles:
+    """What each column of a table is, decided from its content."""
+
+    keys: tuple[str, ...]        # labels of the cells (categorical, or numeric keys)
+    counts: tuple[str, ...]      # integer-valued, non-negative, not a key
+    magnitudes: tuple[str, ...]  # need dominance evidence (may also be counts)
+    duplicate_share: float       # share of rows whose key repeats an earlier row's
 
 
-def _cells(mask_array: pa.Array) -> pa.Array:
-    return pc.indices_nonzero(pc.fill_null(mask_array, False))
+def is_numeric(data_type: pa.DataType) -> bool:
+    return pa.types.is_integer(data_type) or pa.types.is_floating(data_type) \
+        or pa.types.is_decimal(data_type)
 
 
-def frequency_findings(name: str, table: pa.Table, rules: RuleBook) -> Iterator[Finding]:
+def _integer_valued(column: pa.ChunkedArray) -> bool:
+    """Every value a whole number >= 0 (nulls aside)."""
+    if column.null_count == len(column):
+        return False
+    if pc.min(column).as_py() < 0:
+        return False
+    if pa.types.is_integer(column.type):
+        return True
+    values = pc.cast(column, pa.float64())
+    finite = pc.is_finite(values)
+    return bool(pc.all(pc.and_kleene(finite, pc.equal(pc.floor(values), values))).as_py())
+
+
+def _distinct_rows(table: pa.Table, keys: list[str]) -> int:
+    if not keys:
+        return min(table.num_rows, 1)
+    return table.select(keys).group_by(keys).aggregate([]).num_rows
+
+
+def _numeric_key(name: str, column: pa.ChunkedArray, rules: RuleBook) -> bool:
+    """A numeric column that may label cells: key-like name and every value in range."""
+    if column.null_count == len(column):
+        return False
+    low, high = pc.min(column).as_py(), pc.max(column).as_py()
+    return any(re.search(spec["pattern"], name, re.IGNORECASE)
+               and spec["min"] <= low and high <= spec["max"]
+               for spec in rules.tables["numeric_keys"])
+
+
+def column_roles(table: pa.Table, rules: RuleBook, max_count: int | None = None) -> Roles:
+    """Keys, counts and magnitudes. ``max_count``: the largest count possible (rows of the
+    biggest attached dataset); a column with larger values is a magnitude."""
+    numeric = [f.name for f in table.schema if is_numeric(f.type)]
+    keys = [f.name for f in table.schema
+            if f.name not in numeric and _groupable(f.type)]
+    rows = table.num_rows
+    distinct = _distinct_rows(table, keys) if rows else 0
+    if rows and distinct < rows:  # labels alone do not tell the cells apart: numeric keys?
+        candidates = [c for c in numeric if _numeric_key(c, table[c], rules)]
+        candidates.sort(key=lambda c: pc.count_distinct(table[c]).as_py())
+        for column in candidates:
+            keys.append(column)
+            distinct = _distinct_rows(table, keys)
+            if distinct == rows:
+                break
+    patterns = [re.compile(p, re.IGNORECASE) for p in rules.tables["magnitude_column_patterns"]]
+    counts, magnitudes = [], []
+    for column in (c for c in numeric if c not in keys):
+        whole = _integer_valued(table[column])
+        if whole:
+            counts.append(column)
+        largest = pc.max(table[column]).as_py() if table[column].null_count < rows else None
+        if not whole or any(p.search(column) for p in patterns) or (
+                max_count is not None and largest is not None and largest > max_count):
+            magnitudes.append(column)
+    share = 1 - distinct / rows if rows else 0.0
+    return Roles(tuple(keys), tuple(counts), tuple(magnitudes), share)
+
+
+def _groupable(data_type: pa.DataType) -> bool:
+    return not (pa.types.is_nested(data_type) or pa.types.is_null(data_type))
+
+
+def cells_where(mask_array: pa.Array | pa.ChunkedArray) -> list[int]:
+    """Row indexes (0-based) where the mask is true, at most MAX_CELL_FINDINGS."""
+    if isinstance(mask_array, pa.ChunkedArray):
+        mask_array = mask_array.combine_chunks()
+    return pc.indices_nonzero(pc.fill_null(mask_array, False))[:MAX_CELL_FINDINGS].to_pylist()
+
+
+def frequency_findings(name: str, table: pa.Table, roles: Roles, rules: RuleBook
+                       ) -> Iterator[Finding]:
+    """Small cells (T001), zeros (T002), rounding (T003) on every count column."""
     cfg = rules.tables
-    if table.num_rows > cfg["max_rows"]:
-        yield rules.finding("T004", name, rows=table.num_rows)
-    columns = count_columns(table, rules)
-    if not columns:
+    if not roles.counts:
         yield rules.finding("T005", name)
         return
     threshold, base = cfg["min_count"], cfg["rounding_base"]
-    for column in columns:
-        values = table[column].combine_chunks()
+    for column in roles.counts:
+        values = table[column]
         small = pc.and_(pc.greater(values, 0), pc.less(values, threshold))
-        for row in _cells(small)[:MAX_CELL_FINDINGS].to_pylist():
+        for row in cells_where(small):
             yield rules.finding("T001", name, row=row + 1, column=column, min=threshold)
         if cfg["zeros_are_disclosive"]:
-            for row in _cells(pc.equal(values, 0))[:MAX_CELL_FINDINGS].to_pylist():
+            for row in cells_where(pc.equal(values, 0)):
                 yield rules.finding("T002", name, row=row + 1, column=column)
         if base:
             as_float = pc.cast(values, pa.float64())
             remainder = pc.subtract(as_float, pc.multiply(pc.floor(pc.divide(as_float, base)),
                                                           base))
-            off = pc.not_equal(remainder, 0)
-            for row in _cells(off)[:MAX_CELL_FINDINGS].to_pylist():
+            for row in cells_where(pc.not_equal(remainder, 0)):
                 yield rules.finding("T003", name, row=row + 1, column=column, base=base)
-
-
-SHORTEST_IDENTIFIER = 6  # "a@b.kr"; every other pattern is longer
-SMALLEST_NUMERIC_ID = 10**8  # numbers below this cannot hold a phone, card or RRN
-
-
-def _candidate_rows(column: pa.Array) -> list[int]:
-    """Rows whose text may hold an identifier: length and distinct-value shortcuts first,
-    then the RE2 pre-filter (over distinct values when the column repeats itself)."""
-    if len(column) == 0 or (pc.max(pc.utf8_length(column)).as_py() or 0) < SHORTEST_IDENTIFIER:
-        return []
-    distinct = pc.unique(column)
-    if len(distinct) * 2 < len(column):
-        suspicious = distinct.filter(pc.fill_null(
-            pc.match_substring_regex(distinct, PREFILTER), False))
-        if len(suspicious) == 0:
-            return []
-        return _cells(pc.is_in(column, value_set=suspicious)).to_pylist()
-    return _cells(pc.match_substring_regex(column, PREFILTER)).to_pylist()
-
-
-def identifier_findings(name: str, table: pa.Table, rules: RuleBook) -> Iterator[Finding]:
-    """Scan text cells (and big integers, where RRNs and phones hide without their hyphens)."""
-    for field in table.schema:
-        column = table[field.name].combine_chunks()
-        if pa.types.is_integer(field.type):
-            largest = pc.max(pc.abs(column)).as_py() if len(column) else None
-            if largest is None or largest < SMALLEST_NUMERIC_ID:
-                continue
-            column = pc.cast(column, pa.string())
-        elif not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-            continue
-        for row in _candidate_rows(column)[:MAX_CELL_FINDINGS * 4]:
-            for match in scan_text(column[row].as_py()):
-                yield rules.finding(match.rule, name, row=row + 1, column=field.name,
-                                    excerpt=mask(match.text))
-    for field in table.schema:  # a header can be an identifier too
-        for match in scan_text(field.name):
-            yield rules.finding(match.rule, name, row=0, column=field.name,
-                                excerpt=mask(match.text))
-
-
-def dominance_findings(name: str, evidence: dict[str, Any] | None, rules: RuleBook
-                       ) -> Iterator[Finding]:
-    """n-k dominance and p% on magnitude cells, from the in-zone evidence sidecar."""
-    if evidence is None:
-        return
-    n, k = rules.tables["dominance"]["n"], rules.tables["dominance"]["k"]
-    p = rules.tables["p_percent"]
-    for cell in evidence.get("cells", []):
-        row, column = cell.get("row"), cell.get("column")
-        total, top = cell.get("total"), sorted(cell.get("top") or [], reverse=True)
-        if cell.get("negatives") or total is None or not top or total <= 0:
-            yield rules.finding("T010", name, row=row, column=column)
-            continue
-        share = sum(top[:n]) / total
-        if share >= k:
-            yield rules.finding("T006", name, row=row, column=column, n=n, share=share)
-        second = top[1] if len(top) > 1 else 0
-        if top[0] > 0 and (total - top[0] - second) / top[0] < p:
-            yield rules.finding("T007", name, row=row, column=column, p=p)
-
-
-def differencing_findings(name: str, table: pa.Table, released: list[tuple[str, pa.Table]],
-                          rules: RuleBook) -> Iterator[Finding]:
-    """Subtracting an earlier released table from this one must not reveal a small cell."""
-    threshold = rules.tables["min_count"]
-    counts = set(count_columns(table, rules))
-    keys = [c for c in table.column_names if c not in counts]
-    if not counts or not keys:
-        return
-    for other_name, other in released:
-        shared = [c for c in counts if c in other.column_names]
-        if not shared or not set(keys) <= set(other.column_names):
-            continue
-        right = other.select(keys + shared).rename_columns(keys + [f"__old_{c}" for c in shared])
-        joined = table.select(keys + shared).join(right, keys=keys, join_type="inner")
-        for column in shared:
-            diff = pc.abs(pc.subtract(joined[column], joined[f"__old_{column}"]))
-            small = pc.and_(pc.greater(diff, 0), pc.less(diff, threshold))
-            for row in _cells(small.combine_chunks())[:MAX_CELL_FINDINGS].to_pylist():
-                yield rules.finding("T009", name, row=row + 1, column=column,
-                                    other=other_name, diff=diff[row].as_py())

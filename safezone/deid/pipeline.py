@@ -27,7 +27,7 @@ from .. import __version__, datasets
 from ..errors import InvalidInput, NotFound, StorageError
 from ..models import DatasetStatus
 from ..naming import check_bucket_name, check_object_key
-from ..permissions import Identity, check_admin
+from ..permissions import Identity, require
 from ..storage.policies import pipeline_policy
 from ..zone import Zone
 from . import engine, integrity
@@ -121,7 +121,7 @@ def pipeline_identity(zone: Zone, input_bucket: str, input_key: str, dataset: st
 
 def _check_request(actor: Identity, input_bucket: str, input_key: str, dataset: str,
                    key: bytes) -> None:
-    check_admin(actor, "running a de-identification")
+    require("deid.run", actor)
     if not input_bucket.startswith("raw-"):
         raise InvalidInput("the input must be in a raw-* bucket")
     check_bucket_name(input_bucket)
@@ -223,6 +223,7 @@ def _put(client: Minio, bucket: str, key: str, body: bytes) -> dict[str, Any]:
 def verify(zone: Zone, actor: Identity, dataset: str) -> list[str]:
     """Problems with a dataset against its attestation (re-hashes and re-counts k). Any
     problem takes the dataset out of new sessions, and the audit chain records it."""
+    require("deid.verify", actor)
     found = datasets.get_location(zone, dataset)
     problems = integrity.problems(zone.broker, found.bucket, found.prefix, found.attestation)
     if problems and found.attestation:

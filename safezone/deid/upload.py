@@ -9,7 +9,7 @@ from minio.error import S3Error
 from .. import datasets
 from ..errors import InvalidInput, NotFound, StorageError
 from ..naming import check_object_key
-from ..permissions import Identity, check_admin
+from ..permissions import Identity, require
 from ..zone import Zone
 
 RAW_SUFFIXES = (".csv", ".parquet")
@@ -17,7 +17,7 @@ RAW_SUFFIXES = (".csv", ".parquet")
 
 def upload_raw(zone: Zone, actor: Identity, path: Path, bucket: str, key: str) -> int:
     """Stream ``path`` to ``bucket/key``; returns the bytes stored."""
-    check_admin(actor, "uploading raw data")
+    require("deid.upload", actor)
     if not bucket.startswith("raw-"):
         raise InvalidInput("raw data goes into a raw-* bucket")
     check_object_key(key)

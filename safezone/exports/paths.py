@@ -18,6 +18,9 @@ def check_outbox_path(path: str) -> str:
     if path.startswith("/") or "\\" in path or "//" in path or path.endswith("/"):
         raise InvalidInput(f"file path {path!r} must be relative to your outbox, like "
                            "'tables/result.csv' (경로 형식 오류)")
+    if any(part != part.strip() for part in path.split("/")):
+        raise InvalidInput(f"file path {path!r} has a name that starts or ends with a space "
+                           "(이름 앞뒤 공백 불가)")
     if any(part in {".", ".."} for part in path.split("/")):
         raise InvalidInput(f"file path {path!r} may not contain '.' or '..' segments "
                            "(상위 경로 접근 불가)")

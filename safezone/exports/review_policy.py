@@ -17,10 +17,8 @@ class ReviewPolicy:
     approvals_clean: int
     approvals_flagged: int
     max_reviewers: int
-    exclude_project_members: bool
     download_expiry_hours: float
     max_downloads: int
-    presign_seconds: int
 
     def approvals_needed(self, flagged: bool) -> int:
         return self.approvals_flagged if flagged else self.approvals_clean
@@ -36,9 +34,8 @@ def review_policy(project: str, policies_dir: Path = POLICIES_DIR) -> ReviewPoli
     raw.update((raw.get("projects") or {}).get(project, {}))
     download = raw["download"]
     policy = ReviewPolicy(int(raw["approvals_clean"]), int(raw["approvals_flagged"]),
-                          int(raw["max_reviewers"]), bool(raw["exclude_project_members"]),
-                          float(download["expiry_hours"]), int(download["max_downloads"]),
-                          int(download["presign_seconds"]))
+                          int(raw["max_reviewers"]), float(download["expiry_hours"]),
+                          int(download["max_downloads"]))
     if not 1 <= policy.approvals_clean <= policy.approvals_flagged <= policy.max_reviewers:
         raise ValueError("review policy needs 1 <= approvals_clean <= approvals_flagged "
                          "<= max_reviewers")

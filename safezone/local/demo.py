@@ -19,7 +19,7 @@ from ..deid import pipeline
 from ..deid.recipe import load_recipe
 from ..errors import Conflict, InvalidTransition
 from ..models import Dataset, Project
-from ..permissions import ADMIN_SCOPE, Identity
+from ..permissions import ADMIN_SCOPE, STEWARD_SCOPE, Identity
 from ..zone import Zone
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ DEMO_PROJECT = "demo-health"
 DEID_DATASET = "deid-health-2024"
 RAW_DATASET = "raw-health-2024"
 RAW_KEY = "records.csv"
+STEWARD = "steward"  # who de-identifies the demo data (its own role)
 SIDO = ["서울특별시", "부산광역시", "대구광역시", "인천광역시", "광주광역시", "대전광역시",
         "경기도", "강원특별자치도", "충청북도", "전라남도", "경상북도", "제주특별자치도"]
 DIAGNOSES = ["I10", "E11", "J45", "M54", "K21", "F32", "N18", "C50"]
@@ -66,19 +67,20 @@ def seed(zone: Zone, pseudonym_key: bytes, admin_name: str = "admin", member: st
     the pipeline with ``policies/deid/example-health.yaml``, and alice's membership
     (idempotent)."""
     admin = Identity(admin_name, "user", frozenset({ADMIN_SCOPE}))
+    steward = Identity(STEWARD, "user", frozenset({STEWARD_SCOPE}))
     with zone.sessions() as db:
         have_project = db.scalar(select(Project).where(Project.name == DEMO_PROJECT))
         have = {d.name: d.attestation for d in db.scalars(select(Dataset))}
     if not have_project:
         projects.create_project(zone, admin, DEMO_PROJECT, "Synthetic health 2024 / 합성 보건")
     if RAW_DATASET not in have:
-        datasets.register_dataset(zone, admin, RAW_DATASET, "raw",
+        datasets.register_dataset(zone, steward, RAW_DATASET, "raw",
                                   description="Identifiable synthetic records (원본)")
         _put(zone, RAW_DATASET, RAW_KEY, raw_records().to_csv(index=False).encode(),
              "text/csv")
     if DEID_DATASET not in have:
         recipe = load_recipe((POLICIES_DIR / "deid" / "example-health.yaml").read_text())
-        facts = pipeline.run(zone, admin, recipe, RAW_DATASET, RAW_KEY, DEID_DATASET,
+        facts = pipeline.run(zone, steward, recipe, RAW_DATASET, RAW_KEY, DEID_DATASET,
                              pseudonym_key)
         log.info("de-identified %s rows into %s (k=%s, %s suppressed)", facts["rows_in"],
                  DEID_DATASET, facts["k_achieved"], facts["rows_suppressed"])

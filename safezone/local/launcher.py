@@ -80,6 +80,7 @@ def run_local_zone(state_dir: str, port: int = 8000) -> None:
         "SAFEZONE_USERS_FILE": str(_users_file(state, values["passwords"])),
         "SAFEZONE_ADMINS": "admin",
         "SAFEZONE_REVIEWERS": "reviewer",
+        "SAFEZONE_STEWARDS": "steward",
         "SAFEZONE_HUB_URL": hub_url,
         "SAFEZONE_HUB_PORT": str(PORTS["hub_api"]),
         "SAFEZONE_PROXY_API_PORT": str(PORTS["proxy_api"]),

@@ -1,19 +1,26 @@
 """The storage broker: the only code that administers MinIO.
 
-Two identities: the root user (bootstrap, dataset buckets, audit anchors) and the session
+Identities: the root user (bootstrap, dataset buckets, reading audit anchors); the session
 issuer, a plain user whose own policy (``policies/minio/issuer.json``) is the ceiling of
-every session identity it creates. Session identities are MinIO service accounts of the
-issuer with an inline policy and an expiry; deleting one refuses its keys at once.
+every session identity it creates; the anchor writer, whose only right is ``s3:PutObject``
+under the anchor prefix of ``audit`` (``anchor-writer.yaml``); and the released reader,
+whose only right is ``s3:GetObject`` in ``released`` (``released-reader.yaml``). Session
+identities are MinIO service accounts of the issuer with an inline policy and an expiry;
+deleting one refuses its keys at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
+import re
 import secrets
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
@@ -30,11 +37,16 @@ from ..audit import Anchor
 from ..config import StorageSettings
 from ..errors import StorageError
 from .layout import Layout, load_layout
-from .policies import issuer_policy
+from .policies import anchor_writer_policy, issuer_policy, released_reader_policy
 
 log = logging.getLogger(__name__)
 
 ISSUER_POLICY_NAME = "safezone-session-issuer"
+ANCHOR_WRITER = "safezone-anchor-writer"
+RELEASED_READER = "safezone-released-reader"
+AUDIT, RELEASED = "audit", "released"
+# <seq>-<sha256>.json; anchors written before the hash was in the key are <seq>.json
+_ANCHOR_KEY = re.compile(r"(\d{12})(?:-([0-9a-f]{64}))?\.json")
 # MinIO refuses service-account expiries closer than 15 minutes or further than 365 days.
 MIN_IDENTITY_LIFETIME = timedelta(minutes=16)
 MAX_IDENTITY_LIFETIME = timedelta(days=364)
@@ -63,6 +75,34 @@ def _http_client() -> urllib3.PoolManager:
     return urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=60), retries=retry)
 
 
+def derived_password(root_password: str, purpose: str) -> str:
+    """A dedicated identity's password when none is configured: HMAC-SHA256 of ``purpose``
+    keyed by the root password, so it survives restarts and needs no new configuration
+    (hex, cut to MinIO's 40-character limit for secret keys)."""
+    return hmac.new(root_password.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def anchor_writer_name(anchor_prefix: str) -> str:
+    """One writer per anchor prefix, so zones sharing a MinIO cannot write each other's
+    anchors; the default prefix keeps the plain name."""
+    if anchor_prefix == "anchors/":
+        return ANCHOR_WRITER
+    return f"{ANCHOR_WRITER}-{hashlib.sha256(anchor_prefix.encode()).hexdigest()[:8]}"
+
+
+@contextmanager
+def _object_errors(what: str, doing: str) -> Iterator[None]:
+    """MinIO's refusals as our errors: a missing object or bucket is ObjectMissing (422)."""
+    try:
+        yield
+    except S3Error as exc:
+        if exc.code in {"NoSuchKey", "NoSuchBucket"}:
+            raise ObjectMissing(f"{what} does not exist") from exc
+        raise StorageError(f"MinIO refused to {doing} {what}: {exc.code}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise StorageError(f"MinIO unreachable while trying to {doing} {what}") from exc
+
+
 def clamp_identity_expiry(wanted: datetime, now: datetime) -> datetime:
     """MinIO's accepted expiry window; earlier ends are enforced by deleting the identity."""
     return min(max(wanted, now + MIN_IDENTITY_LIFETIME), now + MAX_IDENTITY_LIFETIME)
@@ -83,10 +123,17 @@ class StorageBroker:
         issuer = StaticProvider(settings.issuer_user, settings.issuer_password)
         self.issuer = MinioAdmin(endpoint=settings.endpoint, credentials=issuer,
                                  secure=settings.secure, http_client=http)
+        self.anchor_user = anchor_writer_name(settings.anchor_prefix)
+        self.anchor_password = (settings.anchor_password
+                                or derived_password(settings.root_password, "anchor-writer"))
+        self.anchor_s3 = self.client_for(self.anchor_user, self.anchor_password)
+        self.reader_password = (settings.released_reader_password
+                                or derived_password(settings.root_password, "released-reader"))
+        self.released_s3 = self.client_for(RELEASED_READER, self.reader_password)
 
     # -- bootstrap -------------------------------------------------------------------
     def bootstrap(self) -> None:
-        """Create the zone's buckets and the session issuer (idempotent)."""
+        """Create the zone's buckets and its three users with their policies (idempotent)."""
         for bucket, locked in self.layout.buckets.items():
             if not self.s3.bucket_exists(bucket):
                 self.s3.make_bucket(bucket, object_lock=locked)
@@ -96,10 +143,19 @@ class StorageBroker:
                     bucket,
                     ObjectLockConfig(COMPLIANCE, self.settings.lock_retention_days, DAYS),
                 )
-        self.admin.policy_add(ISSUER_POLICY_NAME, policy=issuer_policy())
-        self.admin.user_add(self.settings.issuer_user, self.settings.issuer_password)
+        self._ensure_user(self.settings.issuer_user, self.settings.issuer_password,
+                          ISSUER_POLICY_NAME, issuer_policy())
+        self._ensure_user(self.anchor_user, self.anchor_password, self.anchor_user,
+                          anchor_writer_policy(self.settings.anchor_prefix))
+        self._ensure_user(RELEASED_READER, self.reader_password, RELEASED_READER,
+                          released_reader_policy())
+
+    def _ensure_user(self, user: str, password: str, policy_name: str, policy: dict) -> None:
+        """A plain MinIO user holding exactly ``policy`` (re-applied on every bootstrap)."""
+        self.admin.policy_add(policy_name, policy=policy)
+        self.admin.user_add(user, password)
         try:
-            self.admin.attach_policy([ISSUER_POLICY_NAME], user=self.settings.issuer_user)
+            self.admin.attach_policy([policy_name], user=user)
         except MinioAdminException as exc:
             if "PolicyChangeAlreadyApplied" not in str(exc):
                 raise
@@ -202,24 +258,28 @@ class StorageBroker:
             raise StorageError(f"MinIO could not list {bucket}/{prefix}: {exc}") from exc
 
     # -- export objects ----------------------------------------------------------------
-    def read_object(self, bucket: str, key: str, max_bytes: int) -> bytes:
-        """The whole object, refusing anything over ``max_bytes`` before reading it."""
+    def _get(self, bucket: str, key: str, **options: object):
+        """An open GET response, MinIO's refusals mapped to our errors."""
+        with _object_errors(f"{bucket}/{key}", "read"):
+            return self.s3.get_object(bucket, key, **options)
+
+    @staticmethod
+    def _drain(response) -> bytes:
         try:
-            response = self.s3.get_object(bucket, key)
-        except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
-                raise ObjectMissing(f"{bucket}/{key} does not exist") from exc
-            raise StorageError(f"MinIO refused to read {bucket}/{key}: {exc.code}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise StorageError(f"MinIO unreachable while reading {bucket}/{key}") from exc
-        try:
-            size = int(response.headers.get("Content-Length", "0"))
-            if size > max_bytes:
-                raise ObjectTooLarge(f"{key} is {size} bytes, over the limit of {max_bytes}")
             return response.read()
         finally:
             response.close()
             response.release_conn()
+
+    def read_object(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        """The whole object, refusing anything over ``max_bytes`` before reading it."""
+        response = self._get(bucket, key)
+        size = int(response.headers.get("Content-Length", "0"))
+        if size > max_bytes:
+            response.close()
+            response.release_conn()
+            raise ObjectTooLarge(f"{key} is {size} bytes, over the limit of {max_bytes}")
+        return self._drain(response)
 
     def read_version(self, bucket: str, key: str, version_id: str, max_bytes: int) -> bytes:
         """One pinned version of an object (not whatever is latest), size-capped."""
@@ -236,6 +296,37 @@ class StorageBroker:
         finally:
             response.close()
             response.release_conn()
+
+    def read_head(self, bucket: str, key: str, length: int,
+                  version_id: str | None = None) -> tuple[int, bytes]:
+        """(size of the object, its first ``length`` bytes): enough to sniff its kind."""
+        try:
+            response = self._get(bucket, key, offset=0, length=length, version_id=version_id)
+        except StorageError as exc:
+            if "InvalidRange" in exc.message:  # an empty object has no byte 0
+                return 0, b""
+            raise
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(response.headers.get("Content-Length",
+                                                                            "0"))
+        return size, self._drain(response)
+
+    def freeze_copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
+                    max_bytes: int) -> tuple[str, int]:
+        """Server-side copy into a locked bucket: (version id of the frozen copy, size).
+
+        MinIO copies the bytes as they are at this moment, so the caller's time does not
+        grow with the file; the version id pins exactly this copy.
+        """
+        from minio.commonconfig import CopySource
+
+        with _object_errors(f"{source_bucket}/{source_key}", "freeze"):
+            written = self.s3.copy_object(bucket, key, CopySource(source_bucket, source_key))
+            stat = self.s3.stat_object(bucket, key, version_id=written.version_id)
+        size = stat.size or 0
+        if size > max_bytes:  # it grew between the check and the copy
+            raise ObjectTooLarge(f"{source_key} is {size} bytes, over the limit of {max_bytes}")
+        return written.version_id or "", size
 
     def write_object(self, bucket: str, key: str, data: bytes) -> str:
         """Store ``data``; returns its SHA-256 (what was written is what was hashed)."""
@@ -274,22 +365,94 @@ class StorageBroker:
             bucket, key, expires=timedelta(seconds=seconds),
             response_headers={"response-content-disposition": disposition})
 
+    def stream_released(self, key: str, chunk: int = 1 << 20) -> tuple[int, Iterator[bytes]]:
+        """Size and chunks of ``released/<key>``, read as the released reader (never root),
+        so the control plane can serve a download itself. Iterate the chunks to the end
+        (or close the iterator) to give the connection back. The reader may not list, so
+        MinIO answers a missing key with AccessDenied (a ``StorageError`` here too)."""
+        try:
+            response = self.released_s3.get_object(RELEASED, key)
+        except ValueError as exc:  # the client refuses '.'/'..' segments and empty keys
+            raise ObjectMissing(f"{key!r} is not a released object key") from exc
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
+                raise ObjectMissing(f"{RELEASED}/{key} does not exist") from exc
+            raise StorageError(f"MinIO refused to read {RELEASED}/{key}: {exc.code}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"MinIO unreachable while reading {RELEASED}/{key}") from exc
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.stream(chunk)
+            except urllib3.exceptions.HTTPError as exc:
+                raise StorageError(f"MinIO stopped sending {RELEASED}/{key}") from exc
+            finally:
+                response.close()
+                response.release_conn()
+
+        return int(response.headers.get("Content-Length", "0")), chunks()
+
     # -- audit anchors ---------------------------------------------------------------
     def write_anchor(self, seq: int, digest: str) -> None:
+        """Add an anchor, as the anchor writer. Its key carries seq and hash, so a single
+        listing reads every anchor; the object lock keeps every version."""
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
         body = json.dumps({"seq": seq, "hash": digest}).encode()
-        key = f"{self.settings.anchor_prefix}{seq:012d}.json"
-        self.s3.put_object("audit", key, io.BytesIO(body), len(body),
-                           content_type="application/json")
+        key = f"{self.settings.anchor_prefix}{seq:012d}-{digest}.json"
+        try:
+            self.anchor_s3.put_object(AUDIT, key, io.BytesIO(body), len(body),
+                                      content_type="application/json")
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not store audit anchor {seq}: {exc}") from exc
 
-    def latest_anchor(self) -> Anchor | None:
-        listing = self.s3.list_objects("audit", prefix=self.settings.anchor_prefix)
-        names = [o.object_name for o in listing]
-        if not names:
-            return None
-        response = self.s3.get_object("audit", max(names))
+    def list_anchors(self) -> list[Anchor]:
+        """Every anchor ever written, every version (a delete marker hides nothing), sorted
+        by seq. Read as root: the anchor writer cannot read. Anchors from before the hash
+        went into the key (``<seq>.json``) are read one by one."""
+        prefix, found = self.settings.anchor_prefix, set()
+        try:
+            for obj in self.s3.list_objects(AUDIT, prefix=prefix, recursive=True,
+                                            include_version=True):
+                name = _ANCHOR_KEY.fullmatch(obj.object_name.removeprefix(prefix))
+                if obj.is_delete_marker or name is None:
+                    continue
+                found.add(Anchor(int(name[1]), name[2]) if name[2]
+                          else self._read_anchor(obj.object_name, obj.version_id))
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not list the audit anchors: {exc}") from exc
+        return sorted(found)
+
+    def _read_anchor(self, key: str, version_id: str | None) -> Anchor:
+        response = self.s3.get_object(AUDIT, key, version_id=version_id)
         try:
             doc = json.loads(response.read())
         finally:
             response.close()
             response.release_conn()
         return Anchor(int(doc["seq"]), str(doc["hash"]))
+
+    def latest_anchor(self) -> Anchor | None:
+        """The anchor of the highest seq (see ``list_anchors``)."""
+        anchors = self.list_anchors()
+        return anchors[-1] if anchors else None
+
+    # -- live sessions -----------------------------------------------------------------
+    def update_session_policy(self, access_key: str, policy: dict) -> bool:
+        """Replace a session identity's inline policy; MinIO applies it to the keys already
+        handed out at once. False when the identity no longer exists.
+
+        Done as root: updating needs ``admin:UpdateServiceAccount``, which would let the
+        issuer rewrite any service account, not just its own.
+        """
+        if not policy.get("Statement"):  # an empty inline policy means the parent's policy
+            raise ValueError("a session policy needs at least one statement")
+        try:
+            self.admin.update_service_account(access_key=access_key, policy=policy)
+        except MinioAdminException as exc:
+            if "Status: 404" in str(exc):
+                return False
+            raise StorageError(f"MinIO refused to update {access_key}: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"MinIO unreachable while updating {access_key}: {exc}") from exc
+        return True

@@ -100,3 +100,39 @@ def check_never_reaches_forbidden(policy: dict[str, Any], policies_dir: Path = P
         for bucket in buckets_named({"Statement": [statement]}):
             if layout.is_forbidden_for_sessions(bucket) or "*" in bucket:
                 raise PolicyViolation(f"session policy would reach bucket {bucket!r}")
+
+
+def anchor_writer_policy(anchor_prefix: str, policies_dir: Path = POLICIES_DIR
+                         ) -> dict[str, Any]:
+    """The audit anchor writer's policy: ``s3:PutObject`` under the anchor prefix, only."""
+    if not anchor_prefix or any(c in anchor_prefix for c in "*?$"):
+        raise PolicyViolation(f"anchor prefix {anchor_prefix!r} is empty or holds a wildcard")
+    return _single_purpose("anchor-writer.yaml", {"anchor_prefix": anchor_prefix}, "audit",
+                           {"s3:PutObject"}, policies_dir)
+
+
+def released_reader_policy(policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
+    """The released reader's policy: ``s3:GetObject`` on the released bucket, only."""
+    return _single_purpose("released-reader.yaml", {}, "released", {"s3:GetObject"},
+                           policies_dir)
+
+
+def _single_purpose(template: str, values: dict[str, str], bucket: str, actions: set[str],
+                    policies_dir: Path) -> dict[str, Any]:
+    """Render a one-bucket identity's policy; refuse it if it allows more than ``actions``
+    on objects of ``bucket`` (a template edit cannot widen the identity unnoticed). Deny
+    statements only narrow, so any are accepted."""
+    raw = yaml.safe_load((policies_dir / "minio" / template).read_text())
+    policy = {"Version": "2012-10-17", "Statement": fill(raw["statements"], values)}
+    for statement in policy["Statement"]:
+        if statement.get("Effect") == "Deny":
+            continue
+        granted = statement.get("Action", [])
+        granted = {granted} if isinstance(granted, str) else set(granted)
+        if (statement.get("Effect") != "Allow" or not granted or not granted <= actions
+                or set(statement) - {"Sid", "Effect", "Action", "Resource"}):
+            raise PolicyViolation(f"{template} may only allow {sorted(actions)}")
+    if buckets_named({"Statement": [s for s in policy["Statement"]
+                                    if s.get("Effect") != "Deny"]}) != {bucket}:
+        raise PolicyViolation(f"{template} names buckets other than {bucket}")
+    return policy

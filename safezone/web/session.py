@@ -9,14 +9,38 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from ..errors import NotAuthenticated
+from ..models import PageLogout
+
+if TYPE_CHECKING:
+    from ..zone import Zone
 
 COOKIE = "safezone-session"
 STATE_COOKIE = "safezone-oauth-state"
+# a page session lasts a working day; the hub's OAuth tokens expire with it (hub config)
+PAGE_SESSION = timedelta(hours=8)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def log_out(zone: Zone, token: str) -> None:
+    """Refuse this page session's token from now until it would have expired anyway."""
+    with zone.sessions() as db, db.begin():
+        if db.get(PageLogout, token_hash(token)) is None:
+            db.add(PageLogout(token_hash=token_hash(token), until=zone.now() + PAGE_SESSION))
+
+
+def logged_out(zone: Zone, token: str) -> bool:
+    with zone.sessions() as db:
+        return db.get(PageLogout, token_hash(token)) is not None
 
 
 def csrf_token(session_token: str) -> str:

@@ -1,0 +1,169 @@
+"""Release, revocation and download of approved files.
+
+What is released is the form the reviewer saw (images re-encoded at check time), checked
+against its recorded hash. Downloads stream through the control plane, read by an identity
+whose only right is ``GetObject`` on ``released``: no MinIO URL reaches a browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from ..checks.findings import load_rules
+from ..checks.runner import is_evidence, table_index
+from ..clock import as_utc
+from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from ..models import DownloadLink, ExportStatus, ReleasedIndex
+from ..permissions import SYSTEM, Identity, require
+from ..zone import Zone
+from .review_policy import review_policy
+from .service import QUARANTINE, RELEASED, authorize, describe, get, move, subject_of
+
+CHECK_RECORD = "safezone-check-record.json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = False
+            ) -> dict[str, Any]:
+    """Copy the approved release forms to ``released``; all files or none.
+
+    ``as_system``: the tally approved the request and the control plane releases it;
+    otherwise an administrator retries a release that failed.
+    """
+    limit = load_rules().files["max_file_bytes"]
+    with zone.sessions() as db:
+        request = get(db, request_id)
+        if not as_system:
+            authorize(db, zone, actor, request, "export.release")
+        if request.status is not ExportStatus.APPROVED:
+            raise Conflict(f"cannot release a request that is {request.status.value}")
+        unfit = [f.path for f in request.files
+                 if not f.release_form_key and not is_evidence(f.path)]
+        if unfit:
+            raise Conflict(f"{', '.join(unfit)} could not be made fit for release (e.g. an "
+                           "image that cannot be re-encoded); nothing was released")
+        files = [(f.id, f.path, f.release_form_key, f.release_sha256) for f in request.files
+                 if f.release_form_key]
+        record = request.check_record or {}
+        project_id = request.project_id
+    written: dict[int, str] = {}
+    indexes: list[tuple[str, list[dict]]] = []
+    try:
+        for file_id, path, source, digest in files:
+            data = zone.broker.read_object(QUARANTINE, source, limit)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise Conflict(f"the reviewed form of {path} no longer matches its hash")
+            key = f"{request_id}/{file_id}/{released_path(path, data)}"  # never collides
+            zone.broker.write_object(RELEASED, key, data)
+            written[file_id] = key
+            indexes.append((path, table_index(path, data)))
+        zone.broker.write_object(RELEASED, f"{request_id}/{CHECK_RECORD}",
+                                 json.dumps(record, ensure_ascii=False, indent=1).encode())
+    except Exception:
+        for key in written.values():
+            zone.broker.delete_object(RELEASED, key)
+        raise
+    with zone.unit_of_work() as db:
+        request = get(db, request_id, lock=True)
+        for f in request.files:
+            f.released_key = written.get(f.id)
+        now = zone.now()
+        for path, tables in indexes:
+            for table in tables:
+                db.add(ReleasedIndex(project_id=project_id, request_id=request_id, path=path,
+                                     index=table, released_at=now))
+        move(zone, db, SYSTEM if as_system else actor, request, "release",
+             files=sorted(written.values()),
+             sha256={f.path: f.release_sha256 for f in request.files if f.released_key})
+        return describe(request, actor.name)
+
+
+def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[str, Any]:
+    """Withdraw a release: links stop working and the released copies are removed."""
+    if not reason.strip():
+        raise InvalidInput("say why the release is revoked")
+    with zone.unit_of_work() as db:
+        request = get(db, request_id, lock=True)
+        authorize(db, zone, actor, request, "export.revoke")
+        move(zone, db, actor, request, "revoke", reason=reason[:2000])
+        for link in db.scalars(select(DownloadLink).where(DownloadLink.request_id == request_id)):
+            link.revoked = True
+        keys = [f.released_key for f in request.files if f.released_key]
+        view = describe(request, actor.name)
+    for key in keys:
+        zone.broker.delete_object(RELEASED, key)
+    return view
+
+
+def create_link(zone: Zone, actor: Identity, request_id: str, file_id: int) -> dict[str, Any]:
+    """A counted, expiring, revocable link for the requester's browser session."""
+    with zone.unit_of_work() as db:
+        request = get(db, request_id, lock=True)
+        authorize(db, zone, actor, request, "export.link")
+        target = next((f for f in request.files if f.id == file_id and f.released_key), None)
+        if target is None:
+            raise NotFound(f"file {file_id} was not released in {request_id}")
+        policy = review_policy(request.project.name)
+        token = secrets.token_urlsafe(32)
+        expires = zone.now() + timedelta(hours=policy.download_expiry_hours)
+        db.add(DownloadLink(token_hash=_digest(token), request_id=request_id, file_id=file_id,
+                            expires_at=expires, max_downloads=policy.max_downloads))
+        zone.record(db, actor, "export.link_created", f"export:{request_id}",
+                    file=target.path, expires_at=expires.isoformat())
+        return {"token": token, "expires_at": expires.isoformat(),
+                "max_downloads": policy.max_downloads, "file": target.path}
+
+
+@dataclass(frozen=True)
+class Download:
+    name: str
+    size: int
+    chunks: Iterator[bytes]
+
+
+def redeem_link(zone: Zone, actor: Identity, token: str) -> Download:
+    """Count and audit one download; the bytes stream from ``released``."""
+    if not token or len(token) > 100:
+        raise InvalidInput("send the download token from the request page")
+    with zone.unit_of_work() as db:
+        link = db.scalar(select(DownloadLink).where(DownloadLink.token_hash == _digest(token))
+                         .with_for_update())
+        if link is None:
+            raise NotFound("unknown download link")
+        request = get(db, link.request_id)
+        require("export.download", actor, subject_of(db, zone, actor, request))
+        if link.revoked:
+            raise PermissionDenied("this download link was revoked (링크 회수됨)")
+        if as_utc(link.expires_at) <= zone.now():
+            raise PermissionDenied("this download link has expired (링크 만료)")
+        if link.downloads >= link.max_downloads:
+            raise PermissionDenied("this link reached its download limit (다운로드 횟수 초과)")
+        link.downloads += 1
+        target = next(f for f in request.files if f.id == link.file_id)
+        zone.record(db, actor, "export.downloaded", f"export:{request.id}", file=target.path,
+                    count=link.downloads, sha256=target.release_sha256, why="download")
+        key = target.released_key
+        name = key.rsplit("/", 1)[-1]
+    size, chunks = zone.broker.stream_released(key)
+    return Download(name, size, chunks)
+
+
+def released_path(path: str, data: bytes) -> str:
+    """The name a release form goes out under: images are re-encoded as PNG, so a JPEG's
+    form is named ``.png`` (the name says what the bytes are)."""
+    if data.startswith(PNG_SIGNATURE) and not path.lower().endswith(".png"):
+        stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
+        return f"{stem}.png"
+    return path
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,290 @@
+"""Every route of the control plane × every kind of caller × every export state, against
+the real service, compared with the verdict of ``policies/permissions.yaml``.
+
+A refusal must be the table's status with its message and must change nothing (request
+state, audit trail). An allowed call must get past the permission layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from safezone import memberships
+from safezone.api.actions import routes_of
+from safezone.api.app import create_app
+from safezone.permissions import Identity, decide, load_table
+
+from ..support import report_measure, unique
+from .world import CALLERS, Caller, World
+
+# whose membership the membership routes decide on: no hub account, so no test's user
+# gains a project here
+TARGET = "frank"
+EXPORT_STATES = ("draft", "in_review", "returned", "approved", "released", "rejected",
+                 "withdrawn", "revoked")
+
+
+def test_every_route_names_an_action_of_the_table(stack):
+    """No route may exist without a line in the permission table."""
+    app = create_app(stack.zone, sweep=False, checks=False)
+    table = load_table()
+    routes = routes_of(app)
+    unmapped = [f"{sorted(r.methods)} {r.path}" for r in routes
+                if getattr(r.endpoint, "safezone_action", None) not in table.rules]
+    assert not unmapped, f"routes without a permission-table action: {unmapped}"
+    mapped = {(m, r.path) for r in routes for m in r.methods}
+    assert mapped == {(c.method, c.route) for c in CALLS}, "the matrix must call every route"
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    route: str                      # as the app declares it
+    action: str
+    subject: str = "none"           # none | project | self | export
+    body: Callable[[World], dict] | None = None
+    form: bool = False              # a page form (cookie + _csrf field)
+    fresh: str = ""                 # what an allowed call needs of its own (mutations)
+
+
+def _expires(world: World) -> dict:
+    return {"expires_at": (world.stack.zone.now() + timedelta(days=10)).isoformat()}
+
+
+CALLS: list[Call] = [
+    Call("GET", "/api/health", "health.read"),
+    Call("GET", "/api/me", "me.read"),
+    Call("POST", "/api/projects", "project.create", body=lambda w: {"name": unique("mx")}),
+    Call("GET", "/api/projects", "project.list"),
+    Call("POST", "/api/projects/{name}/archive", "project.archive", "project",
+         fresh="project"),
+    Call("POST", "/api/projects/{name}/datasets", "project.attach", "project",
+         body=lambda w: {"dataset": w.dataset}),
+    Call("DELETE", "/api/projects/{name}/datasets/{dataset}", "project.detach", "project",
+         fresh="project"),
+    Call("POST", "/api/datasets", "dataset.register",
+         body=lambda w: {"name": unique("raw-mx"), "classification": "raw"}),
+    Call("GET", "/api/datasets", "dataset.list"),
+    Call("POST", "/api/datasets/{name}/publish", "dataset.publish", fresh="dataset"),
+    Call("POST", "/api/datasets/{name}/withdraw", "dataset.withdraw", fresh="dataset"),
+    Call("POST", "/api/projects/{name}/members/request", "membership.request", "self",
+         body=lambda w: {"justification": "study"}, fresh="project"),
+    Call("GET", "/api/projects/{name}/members", "membership.list", "project"),
+    Call("POST", "/api/projects/{name}/members/{user}/approve", "membership.approve",
+         "project", body=_expires, fresh="project"),
+    Call("POST", "/api/projects/{name}/members/{user}/reject", "membership.reject",
+         "project", body=lambda w: {"reason": "no"}, fresh="project"),
+    Call("POST", "/api/projects/{name}/members/{user}/revoke", "membership.revoke",
+         "project", body=lambda w: {"reason": "no"}, fresh="project"),
+    Call("GET", "/api/users/{user}/projects", "membership.mine", "self"),
+    Call("POST", "/api/sessions", "grant.issue",
+         body=lambda w: {"user": "alice", "project": w.project}),
+    Call("DELETE", "/api/sessions/{grant_id}", "grant.end", fresh="grant"),
+    Call("GET", "/api/audit/verify", "audit.verify"),
+    Call("GET", "/api/exports/outbox/{project}", "export.outbox", "project"),
+    Call("POST", "/api/exports", "export.create", "project",
+         body=lambda w: {"project": w.project, "files": [{"path": "t.csv"}]}),
+    Call("GET", "/api/exports", "export.list_mine"),
+    Call("GET", "/api/review/queue", "export.queue"),
+    Call("GET", "/api/exports/{request_id}", "export.view", "export"),
+    Call("PUT", "/api/exports/{request_id}/files", "export.edit", "export",
+         body=lambda w: {"files": [{"path": "t.csv"}]}),
+    Call("POST", "/api/exports/{request_id}/submit", "export.submit", "export", fresh="export"),
+    Call("POST", "/api/exports/{request_id}/withdraw", "export.withdraw", "export",
+         fresh="export"),
+    Call("GET", "/api/exports/{request_id}/previews", "export.preview", "export"),
+    Call("POST", "/api/exports/{request_id}/votes", "export.vote", "export", fresh="export",
+         body=lambda w: {"file_id": 0, "decision": "reject", "comment": "matrix"}),
+    Call("POST", "/api/exports/{request_id}/release", "export.release", "export",
+         fresh="export"),
+    Call("POST", "/api/exports/{request_id}/revoke", "export.revoke", "export",
+         body=lambda w: {"reason": "matrix"}, fresh="export"),
+    Call("POST", "/api/exports/{request_id}/files/{file_id}/links", "export.link", "export"),
+    Call("POST", "/api/download", "export.download", "export", fresh="link"),
+    # pages (browser sessions; API tokens are sent to the login)
+    Call("GET", "/oauth_callback", "session.login"),
+    Call("POST", "/pages/logout", "session.logout", form=True, fresh="session"),
+    Call("GET", "/pages/", "export.list_mine"),
+    Call("POST", "/pages/requests", "export.create", "project", form=True,
+         body=lambda w: {"project": w.project, "title": "m", "file": "t.csv"}),
+    Call("GET", "/pages/requests/{request_id}", "export.view", "export"),
+    Call("POST", "/pages/requests/{request_id}/submit", "export.submit", "export", form=True,
+         fresh="export"),
+    Call("POST", "/pages/requests/{request_id}/withdraw", "export.withdraw", "export",
+         form=True, fresh="export"),
+    Call("POST", "/pages/requests/{request_id}/files/{file_id}/download", "export.link",
+         "export", form=True),
+    Call("POST", "/pages/download", "export.download", "export", form=True, fresh="link"),
+    Call("GET", "/pages/review", "export.queue"),
+    Call("GET", "/pages/review/{request_id}", "export.preview", "export"),
+    Call("POST", "/pages/review/{request_id}/vote", "export.vote", "export", form=True,
+         fresh="export", body=lambda w: {"file_id": "0", "decision": "reject",
+                                          "comment": "matrix"}),
+    Call("GET", "/pages/admin", "admin.page"),
+    Call("GET", "/pages/admin/datasets/{name}/report", "dataset.report"),
+]
+
+CELLS: list[int] = []  # cells run, for the printed matrix size
+
+
+def _path(call: Call, ids: dict[str, str]) -> str:
+    return call.route.format(**ids)
+
+
+def _states(call: Call) -> tuple[str | None, ...]:
+    if call.subject != "export":
+        return (None,)
+    if call.fresh == "link":
+        return ("released", "revoked")  # a link exists only once a request was released
+    return EXPORT_STATES
+
+
+def _relations(world: World, call: Call, caller: Caller, fresh_project: bool
+               ) -> frozenset[str]:
+    if call.subject == "export":
+        return world.relations(caller, requester="alice")
+    if call.subject == "self":
+        on_project = call.route.startswith("/api/projects/") and not fresh_project
+        return world.relations(caller, project=on_project,
+                               user=caller.user if "request" in call.route else "alice")
+    if call.subject == "project" and not fresh_project:
+        return world.relations(caller, project=True)
+    # a fresh project: nobody is a member; the membership routes act on TARGET
+    return world.relations(caller, user=TARGET if "{user}" in call.route else None)
+
+
+def _subject_ids(world: World, call: Call, state: str | None, allowed: bool,
+                 caller: Caller) -> dict[str, str]:
+    ids = {"name": world.project, "project": world.project, "dataset": "deid-not-attached",
+           "user": TARGET if "/members/{user}/" in call.route else "alice", "grant_id": "",
+           "request_id": "", "file_id": "0"}
+    stack = world.stack
+    if call.fresh == "project":
+        ids["name"] = world.fresh_project()
+        if call.action in {"membership.reject", "membership.revoke"}:
+            memberships.request_membership(stack.zone, Identity(TARGET, "user", frozenset()),
+                                           ids["name"], TARGET)
+        if call.action == "membership.revoke":
+            stack.api("admin").post(f"/api/projects/{ids['name']}/members/{TARGET}/approve",
+                                    json=_expires(world)).raise_for_status()
+    if call.route.startswith("/api/datasets/") or call.action == "dataset.report":
+        ids["name"] = world.dataset
+        if call.fresh == "dataset" and allowed:
+            from ..support import attested_dataset
+
+            ids["name"] = unique("deid-mx")
+            attested_dataset(stack.zone, ids["name"])
+            stack.api("admin").post(f"/api/datasets/{ids['name']}/publish").raise_for_status()
+    if call.fresh == "grant":
+        granted = stack.api("spawner").post("/api/sessions", json={
+            "user": "alice", "project": world.project})
+        granted.raise_for_status()
+        ids["grant_id"] = granted.json()["grant_id"]
+    if state is not None:
+        if call.fresh == "link" or (call.fresh == "export" and allowed) \
+                or state not in world.requests:
+            rid = world.request_in(state if call.fresh != "link" else "released")
+        else:
+            rid = world.requests[state]
+        ids["request_id"] = rid
+        files = stack.api("alice").get(f"/api/exports/{rid}").json()["files"]
+        ids["file_id"] = str(files[0]["id"])
+        if call.fresh == "link":
+            browser = world.clients["requester-browser"]
+            made = browser.post(f"/api/exports/{rid}/files/{ids['file_id']}/links")
+            assert made.status_code == 201, made.text
+            ids["token"] = made.json()["token"]
+            if state == "revoked":
+                stack.api("reviewer").post(f"/api/exports/{rid}/revoke",
+                                           json={"reason": "matrix"}).raise_for_status()
+    return ids
+
+
+def _send(world: World, call: Call, caller: Caller, ids: dict[str, str]):
+    from safezone.web.session import COOKIE, csrf_token
+
+    from ..support import browser_session
+
+    client = world.client(caller)
+    if call.fresh == "session" and caller.channel == "browser":
+        client = browser_session(world.stack, caller.user)  # logging out ends it
+    body = call.body(world) if call.body else None
+    if body and "file_id" in body:
+        body["file_id"] = int(ids["file_id"]) if not call.form else ids["file_id"]
+    if call.fresh == "link":
+        body = {"token": ids["token"]}
+    path = _path(call, ids)
+    if call.form:
+        cookie = client.cookies.get(COOKIE)
+        fields = {**(body or {}), "_csrf": csrf_token(cookie) if cookie else "none"}
+        return client.request(call.method, path, data=fields, follow_redirects=False)
+    return client.request(call.method, path, json=body, follow_redirects=False)
+
+
+def _fill_world_requests(world: World) -> None:
+    if not world.requests:
+        for state in EXPORT_STATES:
+            world.requests[state] = world.request_in(state)
+
+
+@pytest.mark.parametrize("call", CALLS, ids=[f"{c.method} {c.route}" for c in CALLS])
+def test_route_matrix(world, call):
+    _fill_world_requests(world)
+    table = load_table()
+    rule = table.rule(call.action)
+    wrong: list[str] = []
+    for caller in CALLERS:
+        for state in _states(call):
+            page = call.route.startswith("/pages/")
+            fresh_project = call.fresh == "project"
+            found = _relations(world, call, caller, fresh_project)
+            verdict = decide(call.action, found, state)
+            ids = _subject_ids(world, call, state, verdict.allowed, caller)
+            before_state = world.status_of(ids["request_id"]) if ids["request_id"] else None
+            before_audit = world.audit_count()
+            response = _send(world, call, caller, ids)
+            CELLS.append(1)
+            if verdict.allowed:
+                world.settle()  # checks a submit started finish before the next cell
+            where = f"{caller.key} state={state}: {response.status_code} {response.text[:160]}"
+            if rule.public:  # the OAuth callback without a code answers 401 to everyone
+                if response.status_code == 403 or response.status_code >= 500:
+                    wrong.append(f"public route refused {where}")
+                continue
+            if caller.channel == "none":
+                expected = 302 if page else 401
+                if response.status_code != expected:
+                    wrong.append(f"anonymous got through: {where}")
+                continue
+            if page and caller.channel != "browser":
+                if response.status_code != 302:  # pages only know browser sessions
+                    wrong.append(f"page served to a token: {where}")
+                continue
+            if verdict.allowed:
+                blocked = response.status_code in (401, 403) or response.status_code >= 500 \
+                    or (response.status_code == 409 and "export request is" in response.text)
+                if blocked:
+                    wrong.append(f"table allows, service refused: {where}")
+                continue
+            if response.status_code != verdict.status:
+                wrong.append(f"table says {verdict.status} ({verdict.reason}), got {where}")
+                continue
+            after_state = world.status_of(ids["request_id"]) if ids["request_id"] else None
+            audited = world.audit_count() - before_audit
+            if after_state != before_state:
+                wrong.append(f"refused but the request moved {before_state}->{after_state}: "
+                             f"{where}")
+            if audited != (1 if "operator" in found else 0):
+                wrong.append(f"refused but {audited} audit events were written: {where}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_matrix_size_is_printed(world):
+    routes = len({(c.method, c.route) for c in CALLS})
+    report_measure(f"permission matrix: {routes} routes x {len(CALLERS)} identities x "
+                   f"{len(EXPORT_STATES)} export states = {len(CELLS)} cells run")
+    assert len(CELLS) > routes * len(CALLERS)
