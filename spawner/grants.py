@@ -71,9 +71,11 @@ class GrantMixin(HasTraits):
         self.grant, self.grant_id = grant, grant["grant_id"]
         return grant
 
-    async def release_grant(self) -> None:
-        if self.grant_id:
-            await self.grant_client.end(self.grant_id)
+    async def release_grant(self, grant_id: str = "") -> None:
+        """End the grant (``grant_id``: one remembered before the state was cleared)."""
+        grant_id = grant_id or self.grant_id
+        if grant_id:
+            await self.grant_client.end(grant_id)
         self.grant, self.grant_id = None, ""
 
     def grant_state(self, state: dict[str, Any]) -> dict[str, Any]:

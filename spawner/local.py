@@ -54,10 +54,22 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
             raise
 
     async def stop(self, now: bool = False) -> None:
+        grant_id = self.grant_id  # the parent's poll() clears the state on the way
         try:
             await super().stop(now=now)
         finally:
-            await self.release_grant()
+            await self.release_grant(grant_id)
+
+    async def poll(self) -> int | None:
+        """A process found dead (on its own, or at a hub restart) takes its keys along."""
+        grant_id = self.grant_id
+        status = await super().poll()
+        if status is not None and grant_id:
+            try:
+                await self.release_grant(grant_id)
+            except Exception as exc:  # the control plane's sweeper ends it at expiry
+                self.log.warning("could not end grant %s of a dead server: %s", grant_id, exc)
+        return status
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()

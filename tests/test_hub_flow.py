@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from .kernels import run_code
-from .support import hub_login, provision, report_measure, wait_until
+from .support import hub_login, provision, report_measure, server_environment, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +127,31 @@ def test_export_from_inside_the_notebook(stack, alice_server):
     status, rules = output.strip().splitlines()[-1].split(" ", 1)
     assert status == "in_review"
     assert "T006" in rules  # one contributor dominates the 부산/F cell
+
+
+def test_stopping_a_server_ends_its_keys(stack, alice_server):
+    """The keys a stopped server held are refused at once, not when they expire."""
+    hub = stack.hub_api("alice")
+    started = hub.post("/users/alice/servers/stopper", json={"project": alice_server.project})
+    assert started.status_code in (201, 202), started.text
+    wait_until(lambda: hub.get("/users/alice").json()["servers"].get("stopper", {}).get(
+        "ready"), timeout=90, interval=0.3)
+    env = server_environment("alice", "stopper")
+    s3 = stack.minio.s3(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")  # works while it runs
+
+    def refused() -> bool:
+        try:
+            s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")
+            return False
+        except ClientError as exc:
+            return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+    started = time.monotonic()
+    hub.delete("/users/alice/servers/stopper")
+    took = wait_until(refused, timeout=5, interval=0.05)
+    report_measure(f"server stopped → its keys refused after {time.monotonic() - started:.2f} s "
+                   f"(polled {took:.2f} s)")
 
 
 def test_revocation_stops_server_and_kills_credentials(stack, alice_server):

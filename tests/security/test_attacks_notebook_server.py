@@ -3,28 +3,13 @@ kernel would read its own environment) is refused every power beyond making requ
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from ..support import wait_until
+from ..support import server_environment, wait_until
 from .attack import nothing_changes, refused
 
 pytestmark = pytest.mark.integration
-
-
-def _server_token(user: str, server: str) -> str | None:
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            pairs = dict(item.split("=", 1) for item in environ.read_bytes().decode(
-                errors="replace").split("\0") if "=" in item)
-        except OSError:
-            continue
-        if pairs.get("JUPYTERHUB_USER") == user and pairs.get(
-                "JUPYTERHUB_SERVER_NAME") == server and "JUPYTERHUB_API_TOKEN" in pairs:
-            return pairs["JUPYTERHUB_API_TOKEN"]
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +19,8 @@ def server_client(world):
     assert started.status_code in (201, 202), started.text
     wait_until(lambda: hub.get("/users/alice").json()["servers"].get("sec", {}).get("ready"),
                timeout=90, interval=0.3)
-    token = _server_token("alice", "sec")
+    environment = server_environment("alice", "sec") or {}
+    token = environment.get("JUPYTERHUB_API_TOKEN")
     assert token, "the spawned server's environment holds its hub token"
     yield httpx.Client(base_url=world.stack.control_plane.url, timeout=30,
                        headers={"Authorization": f"token {token}"})
