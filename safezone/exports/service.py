@@ -39,8 +39,13 @@ MAX_TITLE, MAX_JUSTIFICATION, MAX_GROUP = 200, 4000, 100
 def get(db: Session, request_id: str, *, lock: bool = False) -> ExportRequest:
     """The request; ``lock`` holds its row until the transaction ends (PostgreSQL), so
     concurrent votes, withdrawals and releases of one request take turns."""
-    request = (db.get(ExportRequest, request_id, with_for_update=lock)
-               if len(request_id) <= 32 else None)
+    if len(request_id) > 32:
+        request = None
+    else:
+        if lock:  # the row alone: FOR UPDATE may not reach the joined project
+            db.execute(select(ExportRequest.id).where(ExportRequest.id == request_id)
+                       .with_for_update())
+        request = db.get(ExportRequest, request_id)
     if request is None:
         raise NotFound(f"no export request {request_id!r} (반출 요청 없음)")
     return request
