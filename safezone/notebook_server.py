@@ -1,9 +1,23 @@
-"""Jupyter server pieces of the notebook image."""
+"""Jupyter server pieces of the notebook server (both modes): nothing is served out.
+
+Configured by ``images/notebook/jupyter/jupyter_server_config.py``.
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+import yaml
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from tornado import web
+from traitlets import Int, default
+
+from .config import POLICIES_DIR
+
+REFUSED = "is not served in the safe zone: results leave through an export request " \
+          "(반출 요청을 이용하세요)"
 
 
 class NoDownloadHandler(JupyterHandler):
@@ -18,3 +32,58 @@ class NoDownloadHandler(JupyterHandler):
                                  "request instead (반출 요청을 이용하세요)")
 
     head = get
+
+
+@cache
+def _policy() -> dict[str, Any]:
+    path = POLICIES_DIR / "notebook-server.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+class SafeContentsManager(AsyncLargeFileManager):
+    """The contents API serves notebooks and UTF-8 text files up to ``max_text_bytes``;
+    never base64 or binary content. Saving, listing and renaming work as usual."""
+
+    max_text_bytes = Int(config=True, help="Largest text file served with its content "
+                                           "(policies/notebook-server.yaml).")
+
+    @default("max_text_bytes")
+    def _default_max_text_bytes(self) -> int:
+        return int(_policy().get("contents", {}).get("max_text_bytes", 1 << 20))
+
+    async def get(self, path: str, content: bool = True, type: str | None = None,
+                  format: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        if not content:
+            return await super().get(path, content=False, type=type, format=format, **kwargs)
+        shape = await super().get(path, content=False, type=type, **kwargs)
+        if shape["type"] != "file":  # notebooks and directory listings
+            return await super().get(path, content=True, type=type, format=format, **kwargs)
+        if format == "base64":
+            raise web.HTTPError(403, f"base64 content {REFUSED}")
+        if (shape.get("size") or 0) > self.max_text_bytes:
+            raise web.HTTPError(403, f"a text file over {self.max_text_bytes} bytes {REFUSED}")
+        try:
+            return await super().get(path, content=True, type="file", format="text", **kwargs)
+        except web.HTTPError as exc:  # not UTF-8: binary
+            raise web.HTTPError(403, f"binary content {REFUSED}") from exc
+
+
+NBCONVERT_ROUTES = ("/nbconvert/", "/api/nbconvert")
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    """Remove the nbconvert HTTP handlers (they export notebooks with their outputs)."""
+    router = serverapp.web_app.wildcard_router
+    def pattern(rule: Any) -> str:
+        regex = getattr(rule.matcher, "regex", None)
+        return regex.pattern if regex is not None else ""
+
+    kept = [rule for rule in router.rules
+            if not any(route in pattern(rule) for route in NBCONVERT_ROUTES)]
+    removed = len(router.rules) - len(kept)
+    router.rules = kept
+    serverapp.log.info("safezone: removed %d nbconvert handlers", removed)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "safezone.notebook_server"}]

@@ -17,6 +17,8 @@ from traitlets import Unicode, default
 
 from .grants import GrantMixin
 
+SERVER_CONFIG = Path(__file__).resolve().parent.parent / "images" / "notebook" / "jupyter"
+
 
 class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
     """Starts ``jupyterhub-singleuser`` with the grant's credentials in its environment."""
@@ -36,10 +38,7 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
 
     @default("args")
     def _default_args(self) -> list[str]:
-        # the same no-download rule as the Kubernetes notebook image
-        args = ["--ContentsManager.files_handler_class="
-                "safezone.notebook_server.NoDownloadHandler"]
-        return args + (["--allow-root"] if os.geteuid() == 0 else [])
+        return ["--allow-root"] if os.geteuid() == 0 else []
 
     def project_dir(self, project: str) -> str:
         return str(Path(self.workspace_root) / self.user.name / project)
@@ -76,6 +75,8 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
         if self.grant:
             env.update(self.grant["environment"])
             env["SAFEZONE_API_URL"] = self.control_plane_url
+        # the server config the Kubernetes image ships: nothing is served out
+        env["JUPYTER_CONFIG_PATH"] = str(SERVER_CONFIG)
         return env
 
     def get_state(self) -> dict[str, Any]:
