@@ -38,6 +38,15 @@ print(json.dumps(out))
 """
 
 
+def keys_refused(s3, dataset: str) -> bool:
+    """True once MinIO no longer knows the notebook's keys."""
+    try:
+        s3.get_object(Bucket=dataset, Key="data.parquet")
+        return False
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+
+
 def server_state(stack, user: str) -> dict | None:
     model = stack.hub_api(user).get(f"/users/{user}").json()  # each reads their own
     return model["servers"].get("")
@@ -191,17 +200,10 @@ def test_stopping_a_server_ends_its_keys(stack, alice_server):
     env = server_environment("alice", "stopper")
     s3 = stack.minio.s3(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
     s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")  # works while it runs
-
-    def refused() -> bool:
-        try:
-            s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")
-            return False
-        except ClientError as exc:
-            return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
-
     started = time.monotonic()
     hub.delete("/users/alice/servers/stopper")
-    took = wait_until(refused, timeout=5, interval=0.05)
+    took = wait_until(lambda: keys_refused(s3, alice_server.dataset), timeout=5,
+                      interval=0.05)
     report_measure(f"server stopped → its keys refused after {time.monotonic() - started:.2f} s "
                    f"(polled {took:.2f} s)")
 
@@ -213,11 +215,7 @@ def test_revocation_stops_server_and_kills_credentials(stack, alice_server):
     s3 = stack.minio.s3(creds["key"], creds["secret"])
 
     def refused() -> bool:
-        try:
-            s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")
-            return False
-        except ClientError as exc:
-            return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+        return keys_refused(s3, alice_server.dataset)
 
     assert not refused()
     revoke = threading.Thread(target=lambda: stack.api("admin").post(

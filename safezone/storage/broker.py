@@ -371,15 +371,10 @@ class StorageBroker:
         (or close the iterator) to give the connection back. The reader may not list, so
         MinIO answers a missing key with AccessDenied (a ``StorageError`` here too)."""
         try:
-            response = self.released_s3.get_object(RELEASED, key)
+            with _object_errors(f"{RELEASED}/{key}", "read"):
+                response = self.released_s3.get_object(RELEASED, key)
         except ValueError as exc:  # the client refuses '.'/'..' segments and empty keys
             raise ObjectMissing(f"{key!r} is not a released object key") from exc
-        except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
-                raise ObjectMissing(f"{RELEASED}/{key} does not exist") from exc
-            raise StorageError(f"MinIO refused to read {RELEASED}/{key}: {exc.code}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise StorageError(f"MinIO unreachable while reading {RELEASED}/{key}") from exc
 
         def chunks() -> Iterator[bytes]:
             try:
