@@ -81,7 +81,7 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
                 db.add(ReleasedIndex(project_id=project_id, request_id=request_id, path=path,
                                      index=table, released_at=now))
         move(zone, db, SYSTEM if as_system else actor, request, "release",
-             files=sorted(written.values()),
+             why="approved by independent review", files=sorted(written.values()),
              sha256={f.path: f.release_sha256 for f in request.files if f.released_key})
         return describe(request, actor.name)
 

@@ -198,3 +198,20 @@ def test_page_download_needs_the_form_token_and_csrf(world):
     cookie_only = httpx.post(f"{world.stack.hub_url}/services/safezone/api/download",
                              json={"token": token}, cookies=browser.cookies)
     refused(cookie_only, 403, "CSRF")
+
+
+def test_the_release_copy_is_audited_with_what_and_why(world):
+    import hashlib
+
+    from sqlalchemy import select
+
+    from safezone.models import AuditEvent
+
+    rid, fid = released(world)
+    with world.stack.zone.sessions() as db:
+        event = db.scalars(select(AuditEvent).where(
+            AuditEvent.subject == f"export:{rid}", AuditEvent.action == "export.release")).one()
+    assert event.actor == "service:safezone"  # the tally released it, no person's say-so
+    assert event.data["why"] == "approved by independent review"
+    assert event.data["files"] == [f"{rid}/{fid}/t.csv"]
+    assert event.data["sha256"] == {"t.csv": hashlib.sha256(CLEAN_TABLE).hexdigest()}
