@@ -105,11 +105,13 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
         if header:
             if scheme.lower() not in {"token", "bearer"} or not token:
                 raise NotAuthenticated("send a JupyterHub token: 'Authorization: token …'")
-            if logged_out(zone, token.strip()):
+            identity = zone.hub.identify(token.strip())
+            # only page-session tokens (hub OAuth, identity.browser) can be logged out
+            if identity.browser and logged_out(zone, token.strip()):
                 raise NotAuthenticated("this session was logged out (로그아웃된 세션)")
             # a browser session is what arrives as the page cookie; a header is an API call,
             # whatever token it carries
-            return _seen(replace(zone.hub.identify(token.strip()), browser=False), request)
+            return _seen(replace(identity, browser=False), request)
         cookie = request.cookies.get(COOKIE)
         if not cookie or logged_out(zone, cookie):
             raise NotAuthenticated("send a JupyterHub token: 'Authorization: token …'")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,7 +230,3 @@ def _release_bytes(item: FileInput, result: FileResult) -> bytes | None:
             return None
     return item.data
 
-
-def released_tables(files: Iterable[tuple[str, bytes]], rules: RuleBook) -> tuple[dict, ...]:
-    """Indexes of earlier released files (the old name; prefer storing ``table_index``)."""
-    return tuple(ix for path, data in files for ix in table_index(path, data, rules))

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio, MinioAdmin
@@ -353,17 +352,6 @@ class StorageBroker:
             self.s3.remove_object(bucket, key)
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             log.warning("could not remove %s/%s: %s", bucket, key, exc)
-
-    def presigned_download(self, bucket: str, key: str, seconds: int, filename: str) -> str:
-        """A short-lived GET URL on the endpoint browsers use."""
-        public = urlparse(self.settings.public_endpoint)
-        signer = Minio(public.netloc, credentials=StaticProvider(
-            self.settings.root_user, self.settings.root_password),
-            secure=public.scheme == "https", region=self.settings.region)
-        disposition = f'attachment; filename="{filename}"'
-        return signer.presigned_get_object(
-            bucket, key, expires=timedelta(seconds=seconds),
-            response_headers={"response-content-disposition": disposition})
 
     def stream_released(self, key: str, chunk: int = 1 << 20) -> tuple[int, Iterator[bytes]]:
         """Size and chunks of ``released/<key>``, read as the released reader (never root),

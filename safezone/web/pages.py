@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import audit_status, datasets, projects
 from ..api.actions import action
+from ..api.exports_routes import attachment
 from ..deid.pipeline import REPORT_KEYS
 from ..errors import NotAuthenticated, NotFound, PermissionDenied, SafezoneError
 from ..exports import release, review, service
@@ -159,8 +160,6 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
     @router.post("/pages/download")
     @action("export.download")
     async def download(request: Request) -> Response:
-        from ..api.exports_routes import attachment
-
         me, form, _ = await posted(request)
         return attachment(release.redeem_link(zone, me, str(form.get("token", ""))))
 

@@ -15,7 +15,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..checks.findings import RuleBook, load_rules
+from ..checks.findings import RuleBook
 
 if TYPE_CHECKING:
     from ..checks.runner import FileResult
@@ -156,11 +156,3 @@ def make_preview(path: str, data: bytes, result: FileResult, rules: RuleBook
     except Exception as exc:  # a preview never breaks the review page
         return {"kind": kind, "error": str(exc)[:300]}
     return {"kind": kind, "error": "no preview for this kind of file"}
-
-
-def preview(path: str, data: bytes) -> dict[str, Any]:
-    """The old entry point (checks the file again): prefer the previews of the check."""
-    from ..checks.runner import FileInput, check_file
-
-    rules = load_rules()
-    return make_preview(path, data, check_file(FileInput(path, data, ""), rules), rules)

@@ -116,6 +116,9 @@ def test_logout_ends_the_page_session_even_for_a_copied_cookie(world):
                                                             csrf_token(stolen)})
     assert thief.get("pages/", follow_redirects=False).status_code == 302  # to the login
     assert thief.get("api/exports").status_code == 401
+    header = httpx.get(f"{world.stack.control_plane.url}/api/exports",
+                       headers={"Authorization": f"token {stolen}"})
+    assert header.status_code == 401 and "logged out" in header.json()["error"]
 
 
 def test_page_cookie_has_a_lifetime_and_is_secure_behind_https(world):
