@@ -151,3 +151,13 @@ def assert_consistent(zone, rid: str) -> None:
 ])
 def test_relations_of_an_identity(actor, subject, expected):
     assert relations(actor, subject) == expected
+
+
+def test_released_names_say_what_the_bytes_are():
+    """Images leave as their PNG re-encoding, so a JPEG's release is named .png."""
+    from safezone.exports.release import released_path
+
+    assert released_path("figs/photo.jpg", "jpeg") == "figs/photo.png"
+    assert released_path("plot.png", "png") == "plot.png"
+    assert released_path("v1.2/table.csv", "csv") == "v1.2/table.csv"
+    assert released_path("figs.d/chart", "jpeg") == "figs.d/chart.png"

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..checks.findings import load_rules
-from ..checks.runner import is_evidence, table_index
+from ..checks.runner import IMAGE_KINDS, is_evidence, table_index
 from ..clock import as_utc
 from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..models import DownloadLink, ExportStatus, ReleasedIndex
@@ -28,7 +28,6 @@ from .review_policy import review_policy
 from .service import QUARANTINE, RELEASED, authorize, describe, get, move, subject_of
 
 CHECK_RECORD = "safezone-check-record.json"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = False
@@ -50,18 +49,19 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
         if unfit:
             raise Conflict(f"{', '.join(unfit)} could not be made fit for release (e.g. an "
                            "image that cannot be re-encoded); nothing was released")
-        files = [(f.id, f.path, f.release_form_key, f.release_sha256) for f in request.files
+        files = [(f.id, f.path, f.kind, f.release_form_key, f.release_sha256)
+                 for f in request.files
                  if f.release_form_key]
         record = request.check_record or {}
         project_id = request.project_id
     written: dict[int, str] = {}
     indexes: list[tuple[str, list[dict]]] = []
     try:
-        for file_id, path, source, digest in files:
+        for file_id, path, kind, source, digest in files:
             data = zone.broker.read_object(QUARANTINE, source, limit)
             if hashlib.sha256(data).hexdigest() != digest:
                 raise Conflict(f"the reviewed form of {path} no longer matches its hash")
-            key = f"{request_id}/{file_id}/{released_path(path, data)}"  # never collides
+            key = f"{request_id}/{file_id}/{released_path(path, kind)}"  # never collides
             zone.broker.write_object(RELEASED, key, data)
             written[file_id] = key
             indexes.append((path, table_index(path, data)))
@@ -156,10 +156,10 @@ def redeem_link(zone: Zone, actor: Identity, token: str) -> Download:
     return Download(name, size, chunks)
 
 
-def released_path(path: str, data: bytes) -> str:
-    """The name a release form goes out under: images are re-encoded as PNG, so a JPEG's
-    form is named ``.png`` (the name says what the bytes are)."""
-    if data.startswith(PNG_SIGNATURE) and not path.lower().endswith(".png"):
+def released_path(path: str, kind: str | None) -> str:
+    """The name a release form goes out under: images are released as their PNG
+    re-encoding, so a JPEG's form is named ``.png`` (the name says what the bytes are)."""
+    if kind in IMAGE_KINDS and not path.lower().endswith(".png"):
         stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
         return f"{stem}.png"
     return path
