@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support import browser_session, launch_minio, launch_stack, provision
+from tests.support import ZONE_NET, browser_session, launch_minio, launch_stack, provision
 
 
 def table(mib: int) -> bytes:
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--mib", type=int, default=4)
     args = parser.parse_args()
+    ZONE_NET.up()  # the zone bridge the services listen on (root)
     with tempfile.TemporaryDirectory() as tmp:
         minio = launch_minio(Path(tmp))
         stack = launch_stack(Path(tmp), minio)
@@ -80,6 +81,7 @@ def main() -> None:
             stack.hub.stop(timeout=20)
             stack.control_plane.stop()
             minio.process.stop()
+            ZONE_NET.down()
 
 
 if __name__ == "__main__":

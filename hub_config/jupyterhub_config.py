@@ -4,6 +4,7 @@ Every value comes from the environment (the local launcher and the Helm chart se
 so the same file serves both modes. ``SAFEZONE_MODE`` picks the spawner.
 """
 
+import html
 import os
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821
@@ -82,11 +83,29 @@ c.JupyterHub.services = [
 ]
 
 # -- spawner -------------------------------------------------------------------------
-if mode == "local":
+workspaces = env("SAFEZONE_WORKSPACE_ROOT", os.path.join(state_dir, "workspaces"))
+if mode == "local" and env("SAFEZONE_UNISOLATED_DEMO") == "1":
+    # the explicit demo switch only: servers run as the hub's user, unconfined
     c.JupyterHub.spawner_class = "spawner.local.SafeZoneLocalSpawner"
-    c.SafeZoneLocalSpawner.workspace_root = env(
-        "SAFEZONE_WORKSPACE_ROOT", os.path.join(state_dir, "workspaces"))
+    c.SafeZoneLocalSpawner.workspace_root = workspaces
+elif mode == "local":
+    # each server in a runc sandbox on the zone bridge (spawner/sandbox.py)
+    c.JupyterHub.spawner_class = "spawner.sandbox.SafeZoneSandboxSpawner"
+    c.SafeZoneSandboxSpawner.workspace_root = workspaces
+    c.SafeZoneSandboxSpawner.state_dir = env(
+        "SAFEZONE_SANDBOX_STATE_DIR", os.path.join(state_dir, "sandbox"))
+    c.SafeZoneSandboxSpawner.bridge = env("SAFEZONE_SANDBOX_BRIDGE", "szbr0")
+    c.SafeZoneSandboxSpawner.subnet = env("SAFEZONE_SANDBOX_SUBNET", "10.99.0.0/24")
+    # a password typed into a notebook does not log in (nor mint a hub token) from there
+    from safezone.sandbox.network import ZoneNetwork
+
+    c.FileAuthenticator.refused_networks = ZoneNetwork(
+        subnet=c.SafeZoneSandboxSpawner.subnet).sandbox_networks  # the proxy is the gateway
 c.SafeZoneLocalSpawner.control_plane_url = control_plane_url
+c.SafeZoneSandboxSpawner.control_plane_url = control_plane_url
+# A server that died on its own is noticed within this many seconds; its teardown ends
+# the grant (MinIO refuses the keys) and frees its sandbox.
+c.Spawner.poll_interval = int(env("SAFEZONE_POLL_SECONDS", "2" if mode == "local" else "10"))
 if mode == "kubernetes":
     c.JupyterHub.spawner_class = "spawner.kube.SafeZoneKubeSpawner"
     c.JupyterHub.hub_connect_ip = env("SAFEZONE_HUB_CONNECT_HOST", "hub")
@@ -100,3 +119,12 @@ c.JupyterHub.named_server_limit_per_user = int(env("SAFEZONE_SERVERS_PER_USER", 
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = int(env("SAFEZONE_START_TIMEOUT", "60"))
 c.Spawner.http_timeout = int(env("SAFEZONE_HTTP_TIMEOUT", "60"))
+
+# -- unsandboxed demo: every hub page says so (page.html renders announcement unescaped) --
+if env("SAFEZONE_UNISOLATED_DEMO") == "1":
+    from safezone.config import UNISOLATED_DEMO_WARNING
+
+    banner = f'<strong role="alert">{html.escape(UNISOLATED_DEMO_WARNING)}</strong>'
+    c.JupyterHub.template_vars = {name: banner for name in (
+        "announcement", "announcement_login", "announcement_spawn", "announcement_home",
+        "announcement_logout")}

@@ -100,6 +100,7 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
     narrowed (each revoked one has its own ``session.revoked``). Raises
     SessionsNotRefreshed when MinIO could not be reached: what did change is recorded.
     """
+    storage = zone.settings.storage
     with _refreshing:
         with zone.sessions() as db:
             stale = [d for d in _due(db, zone, project_name) if d.stale]
@@ -110,7 +111,9 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
                 grant = due.grant
                 if due.ended_by is None:
                     policy = session_policy(project_name, grant.user_name, [
-                        DatasetLocation(d.name, d.bucket, d.prefix) for d in due.keep])
+                        DatasetLocation(d.name, d.bucket, d.prefix) for d in due.keep],
+                        networks=storage.notebook_networks,
+                        excluded=storage.notebook_excluded)
                     if zone.broker.update_session_policy(grant.access_key, policy):
                         narrowed[grant.id] = [d.name for d in due.keep]
                     else:  # its keys are dead already: say so in the records

@@ -83,6 +83,13 @@ def project_attach(project: str, dataset: str) -> None:
     show(call("POST", f"/api/projects/{project}/datasets", {"dataset": dataset}))
 
 
+@projects_app.command("terminals")
+def project_terminals(name: str, on: bool = typer.Option(
+        ..., "--on/--off", help="Jupyter terminals in the project's notebook servers "
+        "(from their next start)")) -> None:
+    show(call("PUT", f"/api/projects/{name}/terminals", {"enabled": on}))
+
+
 @datasets_app.command("register")
 def dataset_register(name: str, classification: str = typer.Option(..., "--classification",
                      help="raw or deidentified"), prefix: str = "", description: str = ""
@@ -266,11 +273,14 @@ def deid_verify(dataset: str, steward: str = typer.Option("steward", help="who c
 
 @local_app.command("up")
 def local_up(state_dir: str = typer.Option(".cache/zone", help="where the zone keeps its data"),
-             port: int = 8000) -> None:
+             port: int = 8000,
+             unisolated_demo: bool = typer.Option(
+                 False, "--unisolated-demo", help="run notebooks without a sandbox; every "
+                 "page then warns not to use real data")) -> None:
     """Start MinIO, the control plane and JupyterHub on 127.0.0.1 with demo data."""
     from .local.launcher import run_local_zone
 
-    run_local_zone(state_dir, port)
+    run_local_zone(state_dir, port, unisolated_demo=unisolated_demo)
 
 
 def main() -> None:

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POLICIES_DIR = Path(os.environ.get("SAFEZONE_POLICIES_DIR", REPO_ROOT / "policies"))
+# shown on every hub and control-plane page when SAFEZONE_UNISOLATED_DEMO=1
+UNISOLATED_DEMO_WARNING = ("격리되지 않은 데모: 노트북이 격리되지 않습니다 — "
+                           "실제 데이터에 쓰지 마세요. / Unisolated demo: notebooks are "
+                           "NOT isolated — do not use with real data.")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"SAFEZONE_{name}", default)
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    """A comma-separated ``SAFEZONE_*`` variable as a tuple (blanks dropped)."""
+    return tuple(item.strip() for item in (_env(name, "") or "").split(",") if item.strip())
+
+
+def _networks(setting: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``values`` as canonical CIDRs (a bare address is its /32 or /128); anything that is
+    not an IP network, or has host bits set, is refused with the setting's name."""
+    checked = []
+    for value in values:
+        try:
+            checked.append(str(ipaddress.ip_network(value, strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"{setting}: {value!r} is not an IP network in CIDR form "
+                             f"(e.g. 10.98.0.0/24): {exc}") from None
+    return tuple(checked)
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,19 @@ class StorageSettings:
     # Dedicated identities; empty means derived from the root password (storage.broker).
     anchor_password: str = ""  # the audit anchor writer (PutObject on audit anchors only)
     released_reader_password: str = ""  # the released reader (GetObject on released only)
+    # Where session keys may be used from (CIDRs; aws:SourceIp in session.yaml). Empty: from
+    # anywhere. ``notebook_excluded`` is refused even inside them (e.g. the host's gateway).
+    notebook_networks: tuple[str, ...] = ()
+    notebook_excluded: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        networks = _networks("SAFEZONE_NOTEBOOK_NETWORKS", tuple(self.notebook_networks))
+        excluded = _networks("SAFEZONE_NOTEBOOK_EXCLUDED", tuple(self.notebook_excluded))
+        if excluded and not networks:
+            raise ValueError("SAFEZONE_NOTEBOOK_EXCLUDED is set but SAFEZONE_NOTEBOOK_NETWORKS "
+                             "is empty: session keys would be usable from anywhere")
+        object.__setattr__(self, "notebook_networks", networks)
+        object.__setattr__(self, "notebook_excluded", excluded)
 
 
 @dataclass(frozen=True)
@@ -45,6 +81,7 @@ class Settings:
     session_ttl_hours: float = 12.0
     base_url: str = "/services/safezone/"
     kubernetes: bool = False  # provision a namespace per project
+    unisolated_demo: bool = False  # notebooks run unsandboxed: every page warns
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +97,8 @@ class Settings:
             released_reader_password=_env("MINIO_RELEASED_READER_PASSWORD", "") or "",
             lock_retention_days=int(_env("LOCK_RETENTION_DAYS", "365") or 365),
             anchor_prefix=_env("AUDIT_ANCHOR_PREFIX", "anchors/") or "anchors/",
+            notebook_networks=_env_list("NOTEBOOK_NETWORKS"),
+            notebook_excluded=_env_list("NOTEBOOK_EXCLUDED"),
         )
         return cls(
             database_url=_env("DATABASE_URL", "sqlite:///safezone.sqlite") or "",
@@ -70,4 +109,5 @@ class Settings:
             session_ttl_hours=float(_env("SESSION_TTL_HOURS", "12") or 12),
             base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/safezone/"),
             kubernetes=_env("MODE", "local") == "kubernetes",
+            unisolated_demo=_env("UNISOLATED_DEMO", "") == "1",
         )

@@ -58,6 +58,7 @@ class IssuedGrant:
     endpoint_url: str
     region: str
     datasets: list[dict[str, str]] = field(default_factory=list)
+    terminals: bool = False  # the project's setting when the grant was issued
 
     def environment(self) -> dict[str, str]:
         """Environment variables of the notebook server (boto3, s3fs and the helper)."""
@@ -75,6 +76,7 @@ class IssuedGrant:
             "SAFEZONE_DATASETS": json.dumps(self.datasets),
             "SAFEZONE_WORK_URI": f"s3://work/{self.project}/",
             "SAFEZONE_OUTBOX_URI": f"s3://outbox/{self.project}/{self.user}/",
+            "SAFEZONE_TERMINALS": "1" if self.terminals else "0",
         }
 
 
@@ -124,7 +126,10 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                    now + timedelta(hours=zone.settings.session_ttl_hours))
     datasets = _still_attested(zone, actor, datasets)
     locations = [DatasetLocation(d.name, d.bucket, d.prefix) for d in datasets]
-    policy = session_policy(project_name, user, locations)
+    storage = zone.settings.storage
+    policy = session_policy(project_name, user, locations,
+                            networks=storage.notebook_networks,
+                            excluded=storage.notebook_excluded)
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                      stop_servers=False)
     grant_id = secrets.token_hex(8)
@@ -137,6 +142,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
         with zone.unit_of_work() as db:
             project = get_project(db, project_name)
             require_usable(db, zone, project, user)  # a revoke may have landed meanwhile
+            terminals = project.terminals
             db.add(SessionGrant(id=grant_id, project_id=project.id, user_name=user,
                                 server_name=server_name, access_key=access_key,
                                 status=GrantStatus.ACTIVE, datasets={"datasets": listed},
@@ -151,7 +157,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
         raise
     return IssuedGrant(grant_id, project_name, user, server_name, access_key, secret_key, ends,
                        zone.settings.storage.public_endpoint, zone.settings.storage.region,
-                       listed)
+                       listed, terminals)
 
 
 def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped") -> None:

@@ -57,6 +57,8 @@ class Project(Base):
     status: Mapped[ProjectStatus] = mapped_column(_enum(ProjectStatus))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
+    # Jupyter terminals in the project's notebook servers (read when a grant is issued)
+    terminals: Mapped[bool] = mapped_column(default=False)
 
     datasets: Mapped[list[Dataset]] = relationship(secondary="project_datasets", lazy="selectin")
 
@@ -189,6 +191,9 @@ class ExportRequest(Base):
     updated_at: Mapped[datetime]
     # the check worker that took this round (None: waiting); a stale claim is taken again
     checks_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a notebook server's token wrote its title or a file's group or justification: text
+    # from inside the zone, shown outside only to its reviewers until released
+    text_from_zone: Mapped[bool] = mapped_column(default=False)
 
     project: Mapped[Project] = relationship(lazy="joined")
     files: Mapped[list[ExportFile]] = relationship(

@@ -5,6 +5,7 @@ Configured by ``images/notebook/jupyter/jupyter_server_config.py``.
 
 from __future__ import annotations
 
+import ctypes
 from functools import cache
 from typing import Any
 
@@ -69,10 +70,24 @@ class SafeContentsManager(AsyncLargeFileManager):
 
 
 NBCONVERT_ROUTES = ("/nbconvert/", "/api/nbconvert")
+PR_SET_DUMPABLE = 4
+
+
+def make_undumpable() -> bool:
+    """Kernels run as the server's own user: without this, one could ptrace the server
+    (or read and write its memory through /proc) and undo the controls below."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        return False
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    """Remove the nbconvert HTTP handlers (they export notebooks with their outputs)."""
+    """Remove the nbconvert HTTP handlers (they export notebooks with their outputs) and
+    close the server's memory to its own kernels."""
+    if not make_undumpable():
+        serverapp.log.warning("safezone: could not make the server undumpable")
     router = serverapp.web_app.wildcard_router
     def pattern(rule: Any) -> str:
         regex = getattr(rule.matcher, "regex", None)

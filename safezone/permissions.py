@@ -38,7 +38,8 @@ class Identity:
     scopes: frozenset[str]
     browser: bool = False   # a Safezone page session (hub OAuth), not an API token
     operator: bool = False  # a JupyterHub admin: break-glass, never a Safezone role
-    notebook: bool = False  # the token a notebook server holds
+    notebook: bool = False  # a notebook server's token, or any call from inside the zone
+    inside: bool = False    # the call's TCP peer is in the zone's notebook network
 
     @property
     def is_admin(self) -> bool:

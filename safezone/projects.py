@@ -1,4 +1,4 @@
-"""Projects: create, list, archive, attach and detach datasets."""
+"""Projects: create, list, archive, attach and detach datasets, switch terminals."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def get_project(db: Session, name: str) -> Project:
 def describe(project: Project) -> dict[str, Any]:
     """The public view of a project (call inside the session that loaded it)."""
     return {"name": project.name, "title": project.title, "status": project.status.value,
-            "datasets": sorted(d.name for d in project.datasets)}
+            "datasets": sorted(d.name for d in project.datasets),
+            "terminals": project.terminals}
 
 
 def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> dict[str, Any]:
@@ -106,6 +107,22 @@ def detach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name:
     from .access import refresh_project_sessions  # running sessions lose it too, now
 
     refresh_project_sessions(zone, actor, project_name, f"dataset {dataset_name} detached")
+
+
+def set_terminals(zone: Zone, actor: Identity, name: str, enabled: bool) -> dict[str, Any]:
+    """Switch Jupyter terminals on or off for the project's notebook servers. Grants issued
+    from now on carry the new setting; running servers keep theirs until restarted."""
+    if not isinstance(enabled, bool):
+        raise InvalidInput("enabled must be true or false (true 또는 false)")
+    with zone.unit_of_work() as db:
+        project = get_project(db, name)
+        require("project.set_terminals", actor, standing(db, zone.now(), project.id, actor))
+        old = project.terminals
+        if old != enabled:
+            project.terminals = enabled
+            zone.record(db, actor, "project.terminals_changed", f"project:{name}", old=old,
+                        new=enabled)
+        return describe(project)
 
 
 def archive_project(zone: Zone, actor: Identity, name: str) -> None:

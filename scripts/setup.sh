@@ -43,6 +43,19 @@ elif [ ! -x "$CACHE/bin/minio" ] || [ "$(cat "$CACHE/minio.pin" 2>/dev/null)" !=
   GOBIN="$PWD/$CACHE/bin" GOFLAGS=-buildvcs=false go install "$MINIO_MODULE@$MINIO_PIN"
   echo "$MINIO_PIN" > "$CACHE/minio.pin"
 fi
+# the notebook sandbox of the local zone: runc (namespaces, cgroups), nftables, iproute2
+missing=""
+for tool in runc:runc nft:nftables ip:iproute2 useradd:passwd; do
+  command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || missing="$missing ${tool#*:}"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing the sandbox's tools:$missing (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    say "missing for the notebook sandbox:$missing (sudo apt-get install$missing); the zone will refuse to start without them"
+  fi
+fi
 if [ ! -x /usr/bin/chromium ]; then  # page tests drive Debian's Chromium via Playwright
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian's chromium (apt-get)"

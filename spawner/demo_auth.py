@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 from pathlib import Path
 
 from jupyterhub.auth import Authenticator
-from traitlets import Unicode, default
+from traitlets import List, Unicode, default
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -50,9 +51,27 @@ class FileAuthenticator(Authenticator):
         path = Path(self.users_file)
         return json.loads(path.read_text()) if self.users_file and path.exists() else {}
 
+    refused_networks = List(Unicode(), config=True, help=(
+        "CIDRs no one may log in from (the notebook sandboxes): a password typed into a "
+        "notebook must not mint a hub token there. Checked on the connection's own peer "
+        "address, never on X-Forwarded-For."))
+
     async def authenticate(self, handler, data: dict[str, str]) -> str | None:
+        peer = peer_address(handler)
+        if peer and any(peer in ipaddress.ip_network(n) for n in self.refused_networks):
+            self.log.warning("login refused from the notebook network (%s)", peer)
+            return None
         name, password = data.get("username", ""), data.get("password", "")
         stored = self._users().get(name)
         if stored and check_password(password, stored):
             return name
+        return None
+
+
+def peer_address(handler) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The TCP peer of the request (tornado keeps it apart from the forwarded-for IP)."""
+    address = getattr(getattr(handler.request.connection, "context", None), "address", None)
+    try:
+        return ipaddress.ip_address(address[0]) if address else None
+    except (ValueError, TypeError, IndexError):
         return None

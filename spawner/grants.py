@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any
 
@@ -9,6 +10,8 @@ from tornado import web
 from traitlets import HasTraits, Unicode, default
 
 from .grant_client import GrantClient, GrantRefused
+
+RETRYING: set[asyncio.Task] = set()  # background grant ends, kept referenced until done
 
 
 class GrantMixin(HasTraits):
@@ -77,6 +80,36 @@ class GrantMixin(HasTraits):
         if grant_id:
             await self.grant_client.end(grant_id)
         self.grant, self.grant_id = None, ""
+
+    async def end_grant_surely(self, grant_id: str) -> None:
+        """End the grant of a server that is gone. If the control plane cannot do it now
+        (at a hub restart it cannot check our token until the hub API is up), keep trying
+        in the background rather than leave the keys alive until they expire."""
+        try:
+            await self.grant_client.end(grant_id)
+        except Exception as exc:
+            self.log.warning("could not end grant %s yet (%s): retrying", grant_id, exc)
+            task = asyncio.ensure_future(self._keep_ending(grant_id))
+            RETRYING.add(task)
+            task.add_done_callback(RETRYING.discard)
+
+    async def _keep_ending(self, grant_id: str, attempts: int = 90) -> None:
+        for attempt in range(attempts):
+            await asyncio.sleep(1.0 if attempt < 30 else 10.0)
+            try:
+                await self.grant_client.end(grant_id)
+                self.log.info("ended grant %s after %d retries", grant_id, attempt + 1)
+                return
+            except Exception as exc:
+                last = exc
+        self.log.error("gave up ending grant %s (the sweeper ends it at expiry): %s",
+                       grant_id, last)
+
+    def grant_environment(self) -> dict[str, str]:
+        """What the server's environment gets from its grant: keys, project, API URL."""
+        if not self.grant:
+            return {}
+        return {**self.grant["environment"], "SAFEZONE_API_URL": self.control_plane_url}
 
     def grant_state(self, state: dict[str, Any]) -> dict[str, Any]:
         if self.grant_id:

@@ -64,17 +64,12 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
         grant_id = self.grant_id
         status = await super().poll()
         if status is not None and grant_id:
-            try:
-                await self.release_grant(grant_id)
-            except Exception as exc:  # the control plane's sweeper ends it at expiry
-                self.log.warning("could not end grant %s of a dead server: %s", grant_id, exc)
+            await self.end_grant_surely(grant_id)
         return status
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        if self.grant:
-            env.update(self.grant["environment"])
-            env["SAFEZONE_API_URL"] = self.control_plane_url
+        env.update(self.grant_environment())
         # the server config the Kubernetes image ships: nothing is served out
         env["JUPYTER_CONFIG_PATH"] = str(SERVER_CONFIG)
         return env

@@ -9,15 +9,18 @@ import pytest
 
 from .support import (
     MEASUREMENTS,
+    ZONE_NET,
     MinioHandle,
     Stack,
     fresh_database_url,
     launch_minio,
     launch_stack,
     make_zone,
+    remove_stale_test_networks,
 )
 
 ATTACKS = {"passed": 0, "failed": 0}
+ESCAPES = {"tried": 0, "succeeded": 0}
 
 
 def pytest_runtest_logreport(report) -> None:
@@ -25,6 +28,10 @@ def pytest_runtest_logreport(report) -> None:
     attack = "tests/security/test_attacks_" in report.nodeid.replace("\\", "/")
     if attack and (report.when == "call" or report.failed):
         ATTACKS["passed" if report.passed else "failed"] += 1
+    escape = "tests/security/test_sandbox_escapes" in report.nodeid.replace("\\", "/")
+    if escape and (report.when == "call" or report.failed):
+        ESCAPES["tried"] += 1
+        ESCAPES["succeeded"] += 0 if report.passed else 1
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -33,14 +40,26 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"security: {ATTACKS['passed']} attacks refused"
                                     + (f", {ATTACKS['failed']} got through or broke"
                                        if ATTACKS["failed"] else ""))
+    if ESCAPES["tried"]:
+        terminalreporter.section("sandbox")
+        terminalreporter.write_line(f"sandbox: {ESCAPES['tried']} escapes tried, "
+                                    f"{ESCAPES['succeeded']} succeeded")
     if MEASUREMENTS:
         terminalreporter.section("measured")
         for line in MEASUREMENTS:
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def zone_network() -> Iterator:
+    """The zone bridge and its nftables rules (root), removed at the end."""
+    remove_stale_test_networks()
+    yield ZONE_NET.up()
+    ZONE_NET.down()
+
+
 @pytest.fixture(scope="session")
-def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioHandle]:
+def minio(tmp_path_factory: pytest.TempPathFactory, zone_network) -> Iterator[MinioHandle]:
     handle = launch_minio(tmp_path_factory.mktemp("minio"))
     yield handle
     handle.process.stop()

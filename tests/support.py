@@ -26,10 +26,26 @@ from safezone.deid.recipe import load_recipe
 from safezone.local.processes import ManagedProcess, free_port, wait_for_http
 from safezone.local.services import start_hub, start_minio
 from safezone.permissions import STEWARD_SCOPE, Identity
+from safezone.sandbox.network import ZoneNetwork
 from safezone.zone import Zone
 from spawner.demo_auth import hash_password
 
+from .netns import InNamespace
+
 PG_URL_VAR = "SAFEZONE_TEST_DATABASE_URL"
+# The tests' zone network: sandboxes, MinIO's S3 port, the hub API and the control plane
+# live on it, exactly as in `safezone local up` (which uses szbr0, 10.99.0.0/24). One per
+# test run (named after its pid), so two runs on one machine do not share rules.
+ZONE_NET = ZoneNetwork(bridge=f"szt{os.getpid()}",
+                       subnet=f"10.{100 + (os.getpid() >> 8) % 100}.{os.getpid() % 256}.0/24")
+
+
+def remove_stale_test_networks() -> None:
+    """Bridges of test runs that were killed before their teardown."""
+    for bridge in Path("/sys/class/net").glob("szt*"):
+        pid = bridge.name[3:]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            ZoneNetwork(bridge=bridge.name).down()
 
 
 def unique(prefix: str) -> str:
@@ -73,15 +89,20 @@ class MinioHandle:
 
     def restart(self) -> None:
         self.process = start_minio(self.data_dir, self.port, self.console_port,
-                                   self.root_user, self.root_password, self.process.log_path)
+                                   self.root_user, self.root_password, self.process.log_path,
+                                   host=self.endpoint.rsplit(":", 1)[0])
 
 
 def launch_minio(tmp_dir: Path) -> MinioHandle:
+    """MinIO's S3 port on the zone bridge's gateway, reachable by sandboxes."""
     port, console = free_port(), free_port()
     user, password = "szroot", secrets.token_urlsafe(18)
     data = tmp_dir / "minio-data"
-    process = start_minio(data, port, console, user, password, tmp_dir / "minio.log")
-    return MinioHandle(f"127.0.0.1:{port}", user, password, process, data, port, console)
+    ZONE_NET.allow(port, storage=True)
+    process = start_minio(data, port, console, user, password, tmp_dir / "minio.log",
+                          host=ZONE_NET.gateway)
+    return MinioHandle(f"{ZONE_NET.gateway}:{port}", user, password, process, data, port,
+                       console)
 
 
 def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
@@ -91,7 +112,9 @@ def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
                               root_user=minio.root_user, root_password=minio.root_password,
                               issuer_password=minio.issuer_password,
                               lock_retention_days=1,
-                              anchor_prefix=f"anchors-{uuid.uuid4().hex[:8]}/")
+                              anchor_prefix=f"anchors-{uuid.uuid4().hex[:8]}/",
+                              notebook_networks=(ZONE_NET.subnet,),
+                              notebook_excluded=(ZONE_NET.excluded,))
     settings = Settings(database_url=database_url, storage=storage,
                         hub_api_url=hub_api_url or "http://127.0.0.1:1/hub/api",
                         service_token=service_token, base_url="/services/safezone/")
@@ -103,16 +126,16 @@ def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
 class ThreadedServer:
     """The control plane's ASGI app on a loopback port, in this process (tests move its clock)."""
 
-    def __init__(self, zone: Zone) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(create_app(zone, sweep=False), host="127.0.0.1",
-                                port=self.port, log_level="warning")
+    def __init__(self, zone: Zone, host: str = "127.0.0.1") -> None:
+        self.port, self.host = free_port(), host
+        config = uvicorn.Config(create_app(zone, sweep=False), host=host,
+                                port=self.port, log_level="warning", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> ThreadedServer:
         self.thread.start()
@@ -140,6 +163,10 @@ class Stack:
     passwords: dict[str, str]
     tokens: dict[str, str] = field(default_factory=dict)
     spawner_token: str = ""
+    state_dir: Path | None = None  # the hub's, the workspaces', the sandboxes' folders
+    database_url: str = ""
+    proxy_api_port: int = 0
+    hub_env: dict[str, str] = field(default_factory=dict)  # to restart the hub as it was
 
     def api(self, user: str) -> httpx.Client:
         """An HTTP client of the control plane acting as ``user`` (their real hub token)."""
@@ -160,14 +187,17 @@ def hub_token(hub_url: str, user: str, password: str) -> str:
     return response.json()["token"]
 
 
-def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
+def launch_stack(tmp_dir: Path, minio: MinioHandle, extra_env: dict[str, str] | None = None
+                 ) -> Stack:
     service_token, spawner_token = secrets.token_hex(24), secrets.token_hex(24)
     hub_port, hub_api_port, proxy_api_port = free_port(), free_port(), free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
     zone = make_zone(minio, fresh_database_url(tmp_dir),
-                     hub_api_url=f"http://127.0.0.1:{hub_api_port}/hub/api",
+                     hub_api_url=f"http://{ZONE_NET.gateway}:{hub_api_port}/hub/api",
                      service_token=service_token)
-    control_plane = ThreadedServer(zone).start()
+    control_plane = ThreadedServer(zone, host=ZONE_NET.gateway).start()
+    ZONE_NET.allow(control_plane.port)
+    ZONE_NET.allow(hub_api_port)
     passwords = {name: secrets.token_urlsafe(12) for name in USERS}
     users_file = tmp_dir / "users.json"
     users_file.write_text(json.dumps({n: hash_password(p) for n, p in passwords.items()}))
@@ -175,6 +205,10 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
         "SAFEZONE_MODE": "local",
         "SAFEZONE_HUB_URL": hub_url,
         "SAFEZONE_HUB_PORT": str(hub_api_port),
+        "SAFEZONE_HUB_IP": ZONE_NET.gateway,
+        "SAFEZONE_SANDBOX_BRIDGE": ZONE_NET.bridge,
+        "SAFEZONE_SANDBOX_SUBNET": ZONE_NET.subnet,
+        "SAFEZONE_SANDBOX_STATE_DIR": str(tmp_dir / "sandbox"),
         "SAFEZONE_PROXY_API_PORT": str(proxy_api_port),
         "SAFEZONE_CONTROL_PLANE_URL": control_plane.url,
         "SAFEZONE_SERVICE_TOKEN": service_token,
@@ -186,10 +220,13 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle) -> Stack:
         "SAFEZONE_HUB_OPERATORS": "operator",
         "SAFEZONE_WORKSPACE_ROOT": str(tmp_dir / "workspaces"),
         "SAFEZONE_START_TIMEOUT": "90",
+        **(extra_env or {}),
     }
     hub = start_hub(env, tmp_dir / "hub", hub_url, tmp_dir / "hub.log")
     stack = Stack(minio, zone, control_plane, hub, hub_url, passwords,
-                  spawner_token=spawner_token)
+                  spawner_token=spawner_token, state_dir=tmp_dir,
+                  database_url=zone.settings.database_url, proxy_api_port=proxy_api_port,
+                  hub_env=env)
     for name, password in passwords.items():
         stack.tokens[name] = hub_token(hub_url, name, password)
     return stack
@@ -294,9 +331,27 @@ def issue_grant(stack: Stack, user: str, project: str, server_name: str = "") ->
 
 
 def notebook_s3(stack: Stack, grant: dict):
-    """An S3 client holding exactly the credentials a notebook server receives."""
+    """An S3 client holding exactly the credentials a notebook server receives, used from
+    inside the zone's notebook network (a namespace on the bridge, as a sandbox is)."""
     env = grant["environment"]
-    return stack.minio.s3(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    return session_s3(stack.minio, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+
+
+def session_s3(minio: MinioHandle, access_key: str, secret_key: str):
+    """An S3 client of session keys, used from inside the zone's notebook network: keys
+    are refused elsewhere (aws:SourceIp), which would make any denial test pass for that
+    reason alone."""
+    return InNamespace(minio.s3(access_key, secret_key), probe_namespace())
+
+
+_PROBE: list[str] = []
+
+
+def probe_namespace() -> str:
+    """A network namespace on the zone bridge, where the tests stand for a notebook."""
+    if not _PROBE:
+        _PROBE.append(ZONE_NET.attach()[0])
+    return _PROBE[0]
 
 
 def hub_login(stack: Stack, user: str) -> httpx.Client:

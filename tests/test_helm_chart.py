@@ -15,7 +15,8 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
-from safezone.config import REPO_ROOT
+from safezone.config import REPO_ROOT, Settings
+from safezone.storage.policies import DatasetLocation, session_policy
 
 from .kube_cluster import BIN, BUILD_HINT, missing_binaries, start_cluster
 
@@ -71,6 +72,39 @@ def test_every_value_has_a_description():
                 walk(child, node["properties"][key], f"{path}.{key}")
 
     walk(values, schema, "")
+
+
+def test_the_notebook_pod_cidr_reaches_the_session_policy(monkeypatch):
+    """notebooks.podCIDR -> SAFEZONE_NOTEBOOK_NETWORKS of the control plane -> every Allow of
+    a session policy holds only from that CIDR; Deny statements stay unconditional."""
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+
+    def control_plane_env(*sets: str) -> dict[str, str]:
+        deployment = next(d for d in rendered(*sets) if d["kind"] == "Deployment"
+                          and d["metadata"]["name"] == "control-plane")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+    assert control_plane_env()["SAFEZONE_NOTEBOOK_NETWORKS"] == ""  # default: no condition
+    env = control_plane_env("notebooks.podCIDR=10.244.0.0/16")
+    assert env["SAFEZONE_NOTEBOOK_NETWORKS"] == "10.244.0.0/16"
+    bad = helm("template", "sz", str(CHART), "--set", "notebooks.podCIDR=pods", check=False)
+    assert bad.returncode != 0 and "podCIDR" in bad.stderr
+
+    monkeypatch.setenv("SAFEZONE_NOTEBOOK_NETWORKS", env["SAFEZONE_NOTEBOOK_NETWORKS"])
+    monkeypatch.delenv("SAFEZONE_NOTEBOOK_EXCLUDED", raising=False)
+    storage = Settings.from_env().storage
+    policy = session_policy("demo", "alice", [DatasetLocation("deid-a", "deid-a", "v1/")],
+                            networks=storage.notebook_networks,
+                            excluded=storage.notebook_excluded)
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert allows and denies
+    for statement in allows:
+        assert statement["Condition"]["IpAddress"] == {"aws:SourceIp": ["10.244.0.0/16"]}
+        assert "NotIpAddress" not in statement["Condition"]
+    assert all("Condition" not in s for s in denies)
 
 
 def test_every_object_is_valid_for_the_api_server(cluster):

@@ -15,11 +15,14 @@ def load(monkeypatch, **env):
     return loader.load_config()
 
 
-@pytest.mark.parametrize(("mode", "spawner"), [("local", "spawner.local.SafeZoneLocalSpawner"),
-                                               ("kubernetes", "spawner.kube.SafeZoneKubeSpawner")])
-def test_mode_picks_the_spawner(monkeypatch, mode, spawner):
+@pytest.mark.parametrize(("mode", "demo", "spawner"), [
+    ("local", "0", "spawner.sandbox.SafeZoneSandboxSpawner"),
+    ("local", "1", "spawner.local.SafeZoneLocalSpawner"),  # only with --unisolated-demo
+    ("kubernetes", "0", "spawner.kube.SafeZoneKubeSpawner")])
+def test_mode_picks_the_spawner(monkeypatch, mode, demo, spawner):
     config = load(monkeypatch, SAFEZONE_MODE=mode, SAFEZONE_NOTEBOOK_IMAGE="img:1",
-                  SAFEZONE_ADMINS="admin", SAFEZONE_REVIEWERS="rev")
+                  SAFEZONE_ADMINS="admin", SAFEZONE_REVIEWERS="rev",
+                  SAFEZONE_UNISOLATED_DEMO=demo)
     assert config.JupyterHub.spawner_class == spawner
     roles = {r["name"]: r for r in config.JupyterHub.load_roles}
     assert roles["safezone-spawner"]["scopes"] == ["custom:safezone:sessions"]

@@ -18,7 +18,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from .kernels import run_code
-from .support import hub_login, provision, report_measure, server_environment, wait_until
+from .support import (
+    hub_login,
+    provision,
+    report_measure,
+    server_environment,
+    session_s3,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +93,7 @@ def test_notebook_reads_dataset_but_not_raw(stack, alice_server):
     assert result["dataset"].startswith("id,age")
     assert result["raw"] == "AccessDenied"
     assert result["env_project"] == alice_server.project
-    assert result["cwd"].endswith(f"/alice/{alice_server.project}")
+    assert result["cwd"] == "/workspace"  # the project workspace, mounted in the sandbox
 
 
 def test_files_route_refuses_downloads(stack, alice_server):
@@ -198,10 +205,10 @@ def test_stopping_a_server_ends_its_keys(stack, alice_server):
     wait_until(lambda: hub.get("/users/alice").json()["servers"].get("stopper", {}).get(
         "ready"), timeout=90, interval=0.3)
     env = server_environment("alice", "stopper")
-    s3 = stack.minio.s3(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    s3 = session_s3(stack.minio, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
     s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")  # works while it runs
     started = time.monotonic()
-    hub.delete("/users/alice/servers/stopper")
+    hub.request("DELETE", "/users/alice/servers/stopper", json={"remove": True})
     took = wait_until(lambda: keys_refused(s3, alice_server.dataset), timeout=5,
                       interval=0.05)
     report_measure(f"server stopped → its keys refused after {time.monotonic() - started:.2f} s "
@@ -212,7 +219,7 @@ def test_revocation_stops_server_and_kills_credentials(stack, alice_server):
     output = run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
                       PROBE % {"dataset": alice_server.dataset, "raw": alice_server.raw_dataset})
     creds = json.loads(output.strip().splitlines()[-1])
-    s3 = stack.minio.s3(creds["key"], creds["secret"])
+    s3 = session_s3(stack.minio, creds["key"], creds["secret"])
 
     def refused() -> bool:
         return keys_refused(s3, alice_server.dataset)

@@ -37,6 +37,7 @@ from .support import (
     provision,
     register_published_dataset,
     report_measure,
+    session_s3,
     unique,
 )
 
@@ -248,7 +249,7 @@ def test_changes_while_minio_is_down_are_kept_refused_503_and_caught_up(tmp_path
         memberships.approve_membership(zone, ADMIN, project, "alice",
                                        zone.now() + timedelta(days=1))
         grant = grants.issue_grant(zone, SPAWNER, "alice", project)
-        s3 = minio.s3(grant.access_key, grant.secret_key)
+        s3 = session_s3(minio, grant.access_key, grant.secret_key)
 
         minio.process.stop()
         refused_but_kept(datasets.change_status, zone, ADMIN, taken, "withdraw")

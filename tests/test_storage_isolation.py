@@ -13,7 +13,14 @@ from minio import MinioAdmin
 from minio.credentials import StaticProvider
 from minio.error import MinioAdminException
 
-from .support import issue_grant, notebook_s3, provision, register_published_dataset, unique
+from .support import (
+    issue_grant,
+    notebook_s3,
+    provision,
+    register_published_dataset,
+    session_s3,
+    unique,
+)
 
 
 def assert_denied(call, *args, **kwargs) -> None:
@@ -120,7 +127,7 @@ def test_issuer_ceiling_holds_even_for_a_rogue_session_policy(stack, setting):
     access, secret = broker.create_session_identity(
         rogue, stack.zone.now() + broker_lifetime(), "rogue", "test")
     try:
-        s3 = stack.minio.s3(access, secret)
+        s3 = session_s3(stack.minio, access, secret)
         assert_denied(s3.get_object, Bucket=mine.raw_dataset, Key="people.csv")
         assert_denied(s3.get_object, Bucket="audit", Key="probe/x.txt")
         assert_denied(s3.put_object, Bucket="released", Key="x", Body=b"x")

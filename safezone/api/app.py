@@ -23,6 +23,7 @@ from ..zone import Zone
 from .actions import action
 from .exports_routes import export_router
 from .headers import SecurityHeaders
+from .origin import placed
 from .schemas import (
     ApproveIn,
     AttachIn,
@@ -31,6 +32,7 @@ from .schemas import (
     ProjectIn,
     ReasonIn,
     SessionIn,
+    TerminalsIn,
 )
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,8 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     oauth = HubOAuthClient(zone.settings.hub_api_url, zone.settings.service_name,
                            zone.settings.service_token, zone.settings.base_url)
 
+    storage = zone.settings.storage
+
     def caller(request: Request) -> Identity:
         """The hub token in the Authorization header, or the page session cookie."""
         header = request.headers.get("authorization", "")
@@ -111,7 +115,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
                 raise NotAuthenticated("this session was logged out (로그아웃된 세션)")
             # a browser session is what arrives as the page cookie; a header is an API call,
             # whatever token it carries
-            return _seen(replace(identity, browser=False), request)
+            return _seen(placed(replace(identity, browser=False), storage, request), request)
         cookie = request.cookies.get(COOKIE)
         if not cookie or logged_out(zone, cookie):
             raise NotAuthenticated("send a JupyterHub token: 'Authorization: token …'")
@@ -119,7 +123,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
                 cookie, request.headers.get("x-safezone-csrf")):
             raise PermissionDenied("cookie-authenticated changes need the X-Safezone-CSRF "
                                    "header")
-        return _seen(zone.hub.identify(cookie), request)
+        return _seen(placed(zone.hub.identify(cookie), storage, request), request)
 
     def _seen(identity: Identity, request: Request) -> Identity:
         """A JupyterHub admin (break-glass operator) reaching Safezone is audited; the
@@ -174,6 +178,11 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     def detach(name: str, dataset: str, actor: Actor) -> dict[str, str]:
         projects.detach_dataset(zone, actor, name, dataset)
         return {"project": name, "dataset": dataset, "status": "detached"}
+
+    @app.put("/api/projects/{name}/terminals")
+    @action("project.set_terminals")
+    def set_terminals(name: str, body: TerminalsIn, actor: Actor) -> dict[str, Any]:
+        return projects.set_terminals(zone, actor, name, body.enabled)
 
     # -- datasets ----------------------------------------------------------------------
     @app.post("/api/datasets", status_code=201)

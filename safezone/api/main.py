@@ -18,7 +18,7 @@ def main() -> None:
     zone = Zone.from_settings(Settings.from_env())
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8700"))
     uvicorn.run(create_app(zone), host=url.hostname or "127.0.0.1", port=url.port or 8700,
-                log_level="info")
+                log_level="info", proxy_headers=False)  # request.client: the TCP peer
 
 
 if __name__ == "__main__":

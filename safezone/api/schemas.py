@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class Body(BaseModel):
@@ -14,6 +14,10 @@ class Body(BaseModel):
 class ProjectIn(Body):
     name: str = Field(max_length=200)
     title: str = Field(default="", max_length=200)
+
+
+class TerminalsIn(Body):
+    enabled: StrictBool  # true or false, not "yes" or 1
 
 
 class DatasetIn(Body):

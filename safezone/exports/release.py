@@ -83,7 +83,7 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
         move(zone, db, SYSTEM if as_system else actor, request, "release",
              why="approved by independent review", files=sorted(written.values()),
              sha256={f.path: f.release_sha256 for f in request.files if f.released_key})
-        return describe(request, actor.name)
+        return describe(request, actor, subject_of(db, zone, actor, request))
 
 
 def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[str, Any]:
@@ -92,12 +92,12 @@ def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[st
         raise InvalidInput("say why the release is revoked")
     with zone.unit_of_work() as db:
         request = get(db, request_id, lock=True)
-        authorize(db, zone, actor, request, "export.revoke")
+        seen = authorize(db, zone, actor, request, "export.revoke")
         move(zone, db, actor, request, "revoke", reason=reason[:2000])
         for link in db.scalars(select(DownloadLink).where(DownloadLink.request_id == request_id)):
             link.revoked = True
         keys = [f.released_key for f in request.files if f.released_key]
-        view = describe(request, actor.name)
+        view = describe(request, actor, seen)
     for key in keys:
         zone.broker.delete_object(RELEASED, key)
     return view

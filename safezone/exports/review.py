@@ -13,7 +13,7 @@ from ..models import ExportRequest, ExportStatus, ReviewVote, VoteDecision
 from ..permissions import SYSTEM, Identity
 from ..zone import Zone
 from .review_policy import review_policy
-from .service import QUARANTINE, authorize, describe, get, move
+from .service import QUARANTINE, authorize, describe, get, move, subject_of
 
 log = logging.getLogger(__name__)
 PREVIEW_BYTES = 16 << 20  # a stored preview is bounded when made; this only guards reads
@@ -79,7 +79,8 @@ def vote(zone: Zone, actor: Identity, request_id: str, file_id: int, decision: s
         except Exception as exc:  # stays approved; an administrator can retry the release
             log.warning("release of %s failed, will need a retry: %s", request_id, exc)
     with zone.sessions() as db:
-        return describe(get(db, request_id), actor.name)
+        request = get(db, request_id)
+        return describe(request, actor, subject_of(db, zone, actor, request))
 
 
 def worst(request: ExportRequest, path: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +21,7 @@ from ..checks.findings import load_rules
 from ..checks.runner import admissible, is_evidence
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import ExportFile, ExportRequest, ExportStatus
-from ..permissions import Identity, Subject, allowed, require
+from ..permissions import Identity, Subject, allowed, relations, require
 from ..projects import get_project
 from ..standing import standing
 from ..storage.broker import ObjectMissing, ObjectTooLarge
@@ -33,6 +34,8 @@ S = ExportStatus
 OUTBOX, QUARANTINE, RELEASED = "outbox", "egress-quarantine", "released"
 SNIFF_BYTES = 64 * 1024
 MAX_TITLE, MAX_JUSTIFICATION, MAX_GROUP = 200, 4000, 100
+ZONE_TEXT = ("내부에서 작성됨 — 노트북과 심사자에게만 보입니다 / written inside the zone — "
+             "shown in the notebook and to reviewers")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -58,8 +61,11 @@ def subject_of(db: Session, zone: Zone, actor: Identity, request: ExportRequest)
 
 
 def authorize(db: Session, zone: Zone, actor: Identity, request: ExportRequest,
-              action: str) -> None:
-    require(action, actor, subject_of(db, zone, actor, request))
+              action: str) -> Subject:
+    """Refuse ``action`` unless the table allows it; the subject, for :func:`describe`."""
+    seen = subject_of(db, zone, actor, request)
+    require(action, actor, seen)
+    return seen
 
 
 def move(zone: Zone, db: Session, actor: Identity, request: ExportRequest, action: str,
@@ -114,7 +120,8 @@ def outbox_listing(zone: Zone, actor: Identity, project_name: str) -> list[dict[
 
 def create_request(zone: Zone, actor: Identity, project_name: str, title: str,
                    files: list[dict[str, str]]) -> dict[str, Any]:
-    """A draft request over files of the caller's own outbox."""
+    """A draft request over files of the caller's own outbox; its text counts as written
+    inside the zone when a notebook server's token sends it."""
     clean = _clean_files(files, load_rules().files["max_files"])
     title = _text(title, MAX_TITLE, "title")
     with zone.unit_of_work() as db:
@@ -123,29 +130,31 @@ def create_request(zone: Zone, actor: Identity, project_name: str, title: str,
         now = zone.now()
         request = ExportRequest(id=secrets.token_hex(8), project_id=project.id,
                                 requester=actor.name, status=S.DRAFT, title=title,
-                                created_at=now, updated_at=now)
+                                text_from_zone=actor.notebook, created_at=now, updated_at=now)
         request.project = project
         request.files = [ExportFile(**item) for item in clean]
         db.add(request)
         db.flush()
         zone.record(db, actor, "export.created", f"export:{request.id}", project=project_name,
                     files=[f["path"] for f in clean])
-        return describe(request, actor.name)
+        return describe(request, actor, subject_of(db, zone, actor, request))
 
 
 def update_files(zone: Zone, actor: Identity, request_id: str,
                  files: list[dict[str, str]]) -> dict[str, Any]:
-    """Change the file list of a draft or returned request."""
+    """Change the file list of a draft or returned request (texts from a notebook server's
+    token mark the request's text as written inside the zone, for good)."""
     clean = _clean_files(files, load_rules().files["max_files"])
     with zone.unit_of_work() as db:
         request = get(db, request_id, lock=True)
-        authorize(db, zone, actor, request, "export.edit")
+        seen = authorize(db, zone, actor, request, "export.edit")
         _replace_files(request, clean)
+        request.text_from_zone = request.text_from_zone or actor.notebook
         request.updated_at = zone.now()
         zone.record(db, actor, "export.files_changed", f"export:{request.id}",
                     files=[f["path"] for f in clean])
         db.flush()
-        return describe(request, actor.name)
+        return describe(request, actor, seen)
 
 
 def _replace_files(request: ExportRequest, clean: list[dict[str, str]]) -> None:
@@ -225,37 +234,65 @@ def submit(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         move(zone, db, actor, request, "submit", round=round_no,
              frozen={f.path: f.frozen_version for f in request.files})
         move(zone, db, actor, request, "start_checks")
-        return describe(request, actor.name)
+        return describe(request, actor, subject_of(db, zone, actor, request))
 
 
 def withdraw(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
     with zone.unit_of_work() as db:
         request = get(db, request_id, lock=True)
-        authorize(db, zone, actor, request, "export.withdraw")
+        seen = authorize(db, zone, actor, request, "export.withdraw")
         move(zone, db, actor, request, "withdraw")
-        return describe(request, actor.name)
+        return describe(request, actor, seen)
 
 
 # -- reading ---------------------------------------------------------------------------------
-def describe(request: ExportRequest, viewer: str) -> dict[str, Any]:
-    """The request as ``viewer`` may see it: votes stay blind until the review ends, so
-    meanwhile each reviewer sees only their own votes and the requester none."""
+def describe(request: ExportRequest, viewer: Identity, seen: Subject) -> dict[str, Any]:
+    """The request as ``viewer`` (standing to it as ``seen``) may see it: votes stay blind
+    until the review ends, so meanwhile each reviewer sees only their own votes and the
+    requester none; text written inside the zone as :func:`zone_text_shown` says."""
     review_over = request.status not in REVIEW_OPEN
-    files = [{"id": f.id, "path": f.path, "group": f.group, "justification": f.justification,
+    shown = zone_text_shown(request, viewer, seen)
+
+    def text(value: str) -> str:
+        return value if shown else ZONE_TEXT
+
+    files = [{"id": f.id, "path": f.path, "group": text(f.group),
+              "justification": text(f.justification),
               "sha256": f.sha256, "size": f.size, "kind": f.kind,
               "release_sha256": f.release_sha256, "released": bool(f.released_key),
               "evidence": is_evidence(f.path)} for f in request.files]
     votes = [{"file_id": v.file_id, "reviewer": v.reviewer, "decision": v.decision.value,
               "comment": v.comment, "override_reason": v.override_reason, "round": v.round,
               "at": v.created_at.isoformat()}
-             for v in request.votes if review_over or v.reviewer == viewer]
+             for v in request.votes if review_over or v.reviewer == viewer.name]
     return {"id": request.id, "project": request.project.name, "requester": request.requester,
-            "title": request.title, "status": request.status.value, "round": request.round,
-            "required_approvals": request.required_approvals, "files": files,
-            "check_record": (request.check_record if viewer != request.requester
+            "title": text(request.title), "status": request.status.value,
+            "round": request.round, "required_approvals": request.required_approvals,
+            "files": files,
+            "check_record": (request.check_record if viewer.name != request.requester
                              else requester_record(request.check_record)), "votes": votes,
             "created_at": request.created_at.isoformat(),
             "updated_at": request.updated_at.isoformat()}
+
+
+def zone_text_shown(request: ExportRequest, viewer: Identity, seen: Subject) -> bool:
+    """Whether ``viewer`` reads the request's title, file groups and justifications.
+
+    Text written from inside the zone (``text_from_zone``: a notebook's token, or any call
+    from the notebook network) is content from inside. The requester reads it there, by
+    network origin; outside the zone only the reviewers and administrators who may act on
+    the request do (the permission table's ``export.vote``
+    and ``export.release``, in any state), until it is released. Everyone else, the
+    requester included, reads :data:`ZONE_TEXT` instead: also once the request is
+    rejected, withdrawn or its release revoked, since no review let the text out.
+    """
+    if not request.text_from_zone or request.status is S.RELEASED:
+        return True
+    if viewer.inside and "requester" in relations(viewer, seen):
+        return True  # read inside the zone (by network origin, not by the token's shape)
+    unbound = replace(seen, state=None)  # the power to review, whatever the state now
+    return allowed("export.vote", viewer, unbound) or allowed("export.release", viewer,
+                                                              unbound)
 
 
 def requester_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -288,8 +325,8 @@ def _unfilled(template: str) -> str:
 def get_request(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
     with zone.sessions() as db:
         request = get(db, request_id)
-        authorize(db, zone, actor, request, "export.view")
-        return describe(request, actor.name)
+        seen = authorize(db, zone, actor, request, "export.view")
+        return describe(request, actor, seen)
 
 
 def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
@@ -297,7 +334,7 @@ def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
     with zone.sessions() as db:
         rows = db.scalars(select(ExportRequest).where(ExportRequest.requester == actor.name)
                           .order_by(ExportRequest.created_at.desc()))
-        return [describe(r, actor.name) for r in rows]
+        return [describe(r, actor, subject_of(db, zone, actor, r)) for r in rows]
 
 
 def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
@@ -311,5 +348,5 @@ def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
         for request in rows:
             seen = subject_of(db, zone, actor, request)
             if allowed("export.vote", actor, seen) or allowed("export.release", actor, seen):
-                out.append(describe(request, actor.name))
+                out.append(describe(request, actor, seen))
         return out

@@ -1,23 +1,29 @@
-"""``safezone local up``: the whole zone on 127.0.0.1 with demo data."""
+"""``safezone local up``: the whole zone on one machine with demo data; notebooks in
+sandboxes on the zone bridge (services they need listen on its gateway address)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import pwd
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from ..config import REPO_ROOT, Settings
+from ..config import REPO_ROOT, UNISOLATED_DEMO_WARNING, Settings
+from ..sandbox.network import NetworkError, ZoneNetwork
+from ..sandbox.preflight import SandboxUnavailable, require_sandbox
 from ..zone import Zone
 from .demo import DEMO_PROJECT, seed
+from .private_files import private_dir, write_private
 from .processes import ManagedProcess, wait_for_http
-from .services import MissingTool, start_hub, start_minio
+from .services import MissingTool, minio_binary, start_hub, start_minio
 
 log = logging.getLogger("safezone.local")
 DEMO_USERS = ("admin", "reviewer", "alice", "bob")
@@ -26,7 +32,7 @@ PORTS = {"minio": 9000, "minio_console": 9001, "control_plane": 8700, "hub_api":
 
 
 def _secrets(state: Path) -> dict:
-    """Generated once per state folder and kept there (mode 600)."""
+    """Generated once per state folder and kept there (mode 600 from the first byte)."""
     path = state / "secrets.json"
     if path.exists():
         values = json.loads(path.read_text())
@@ -45,8 +51,7 @@ def _secrets(state: Path) -> dict:
         "pseudonym_key": secrets.token_urlsafe(32),
         **values,
     }
-    path.write_text(json.dumps(values, indent=2))
-    path.chmod(0o600)
+    write_private(path, json.dumps(values, indent=2).encode())
     return values
 
 
@@ -55,26 +60,43 @@ def _users_file(state: Path, passwords: dict[str, str]) -> Path:
 
     path = state / "users.json"
     if not path.exists():
-        path.write_text(json.dumps({u: hash_password(p) for u, p in passwords.items()}))
-        path.chmod(0o600)
+        write_private(path, json.dumps(
+            {u: hash_password(p) for u, p in passwords.items()}).encode())
     return path
 
 
-def run_local_zone(state_dir: str, port: int = 8000) -> None:
+def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = False
+                   ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if unisolated_demo:
+        log.warning("!!! --unisolated-demo: %s !!!", UNISOLATED_DEMO_WARNING)
+        print(f"WARNING: {UNISOLATED_DEMO_WARNING}", file=sys.stderr, flush=True)
+    else:
+        try:
+            require_sandbox()
+        except SandboxUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
     state = (REPO_ROOT / state_dir).resolve() if not os.path.isabs(state_dir) else Path(state_dir)
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(state)
+    state.chmod(0o711)  # each service's folder below is its own (0700); secrets.json is 0600
     values = _secrets(state)
+    network = None if unisolated_demo else ZoneNetwork(
+        bridge=os.environ.get("SAFEZONE_SANDBOX_BRIDGE", "szbr0"),
+        subnet=os.environ.get("SAFEZONE_SANDBOX_SUBNET", "10.99.0.0/24"))
+    host = network.gateway if network else "127.0.0.1"  # where sandboxes reach services
+    minio_uid = service_user("safezone-minio", minio_binary(), state) if network else None
     hub_url = f"http://127.0.0.1:{port}"
     env = {
-        "SAFEZONE_MINIO_ENDPOINT": f"127.0.0.1:{PORTS['minio']}",
+        "SAFEZONE_MINIO_ENDPOINT": f"{host}:{PORTS['minio']}",
         "SAFEZONE_MINIO_ROOT_USER": "safezone-root",
         "SAFEZONE_MINIO_ROOT_PASSWORD": values["minio_root_password"],
         "SAFEZONE_MINIO_ISSUER_PASSWORD": values["issuer_password"],
-        "SAFEZONE_DATABASE_URL": os.environ.get("SAFEZONE_DATABASE_URL",
-                                                f"sqlite:///{state / 'safezone.sqlite'}"),
-        "SAFEZONE_CONTROL_PLANE_URL": f"http://127.0.0.1:{PORTS['control_plane']}",
+        "SAFEZONE_DATABASE_URL": os.environ.get(
+            "SAFEZONE_DATABASE_URL",
+            f"sqlite:///{private_dir(state / 'control-plane') / 'safezone.sqlite'}"),
+        "SAFEZONE_CONTROL_PLANE_URL": f"http://{host}:{PORTS['control_plane']}",
         "SAFEZONE_SERVICE_TOKEN": values["service_token"],
         "SAFEZONE_SPAWNER_TOKEN": values["spawner_token"],
         "SAFEZONE_USERS_FILE": str(_users_file(state, values["passwords"])),
@@ -82,24 +104,43 @@ def run_local_zone(state_dir: str, port: int = 8000) -> None:
         "SAFEZONE_REVIEWERS": "reviewer",
         "SAFEZONE_STEWARDS": "steward",
         "SAFEZONE_HUB_URL": hub_url,
+        "SAFEZONE_HUB_IP": host,
         "SAFEZONE_HUB_PORT": str(PORTS["hub_api"]),
         "SAFEZONE_PROXY_API_PORT": str(PORTS["proxy_api"]),
-        "SAFEZONE_WORKSPACE_ROOT": str(state / "workspaces"),
+        "SAFEZONE_WORKSPACE_ROOT": str(private_dir(state / "workspaces")),
+        "SAFEZONE_UNISOLATED_DEMO": "1" if unisolated_demo else "0",
     }
+    if network:
+        env.update({
+            "SAFEZONE_SANDBOX_BRIDGE": network.bridge,
+            "SAFEZONE_SANDBOX_SUBNET": network.subnet,
+            "SAFEZONE_SANDBOX_STATE_DIR": str(private_dir(state / "sandbox")),
+            # session keys work only from the sandboxes (never from the host's gateway)
+            "SAFEZONE_NOTEBOOK_NETWORKS": network.subnet,
+            "SAFEZONE_NOTEBOOK_EXCLUDED": network.excluded,
+        })
     os.environ.update(env)
     running: list[ManagedProcess] = []
     try:
-        log.info("starting MinIO on 127.0.0.1:%s", PORTS["minio"])
-        running.append(start_minio(state / "minio", PORTS["minio"], PORTS["minio_console"],
-                                   env["SAFEZONE_MINIO_ROOT_USER"],
-                                   values["minio_root_password"], state / "logs" / "minio.log"))
+        if network:
+            network.service_ports = {PORTS["minio"], PORTS["hub_api"], PORTS["control_plane"]}
+            network.storage_ports = {PORTS["minio"]}
+            network.up()
+            log.info("zone network %s %s: sandboxes reach only %s:%s", network.bridge,
+                     network.subnet, host, sorted(network.service_ports))
+        log.info("starting MinIO on %s:%s", host, PORTS["minio"])
+        owner = None if minio_uid is None else (minio_uid, pwd.getpwuid(minio_uid).pw_gid)
+        running.append(start_minio(private_dir(state / "minio", owner), PORTS["minio"],
+                                   PORTS["minio_console"], env["SAFEZONE_MINIO_ROOT_USER"],
+                                   values["minio_root_password"], state / "logs" / "minio.log",
+                                   host=host, user=minio_uid))
         settings = Settings.from_env()
         zone = Zone.from_settings(settings)
         zone.broker.bootstrap()
         seed(zone, values["pseudonym_key"].encode())
         log.info("demo data ready (project %s)", DEMO_PROJECT)
         cp_env = {**os.environ, "JUPYTERHUB_API_TOKEN": values["service_token"],
-                  "JUPYTERHUB_API_URL": f"http://127.0.0.1:{PORTS['hub_api']}/hub/api",
+                  "JUPYTERHUB_API_URL": f"http://{host}:{PORTS['hub_api']}/hub/api",
                   "JUPYTERHUB_SERVICE_URL": env["SAFEZONE_CONTROL_PLANE_URL"],
                   "PYTHONPATH": str(REPO_ROOT)}
         control_plane = ManagedProcess.start(
@@ -107,30 +148,58 @@ def run_local_zone(state_dir: str, port: int = 8000) -> None:
             state / "logs" / "control-plane.log", env=cp_env)
         running.append(control_plane)
         wait_for_http(f"{env['SAFEZONE_CONTROL_PLANE_URL']}/api/health", 60, control_plane)
-        running.append(start_hub(env, state / "hub", hub_url, state / "logs" / "hub.log"))
+        running.append(start_hub(env, private_dir(state / "hub"), hub_url,
+                                 state / "logs" / "hub.log"))
         token = httpx.post(f"{hub_url}/hub/api/users/admin/tokens", timeout=30, json={
             "auth": {"username": "admin", "password": values["passwords"]["admin"]},
             "note": "safezone local zone"}).json()["token"]
-        _announce(hub_url, values["passwords"], token, state)
+        _announce(hub_url, values["passwords"], token, state, unisolated_demo)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(p.popen.poll() is None for p in running):
             time.sleep(1)
         stopped = next(p for p in running if p.popen.poll() is not None)
         log.error("%s stopped; see %s", stopped.name, stopped.log_path)
-    except MissingTool as exc:
+    except (MissingTool, NetworkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         pass
     finally:
         for process in reversed(running):
-            process.stop()
+            process.stop(timeout=30)
+        if network:
+            network.down()
 
 
-def _announce(hub_url: str, passwords: dict[str, str], token: str, state: Path) -> None:
+def service_user(name: str, binary: Path, state: Path) -> int | None:
+    """A system user for a service, if ``binary`` runs as it inside ``state`` (either may
+    sit below a folder only root can enter: then the service stays root, with a note)."""
+    done = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                           "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+                          capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 9):  # 9: exists
+        log.warning("could not create service user %s: %s", name, done.stderr.strip())
+        return None
+    uid = pwd.getpwnam(name).pw_uid
+    try:
+        probe = subprocess.run([str(binary), "--version"], user=uid, cwd=state,
+                               capture_output=True, check=False).returncode
+    except OSError:
+        probe = -1
+    if probe != 0:
+        log.warning("%s cannot run %s in %s (a parent folder is closed to it): the service "
+                    "runs as root", name, binary, state)
+        return None
+    return uid
+
+
+def _announce(hub_url: str, passwords: dict[str, str], token: str, state: Path,
+              unisolated_demo: bool) -> None:
     lines = [
         "",
         "Safezone (안심구역) is running / 실행 중",
+        f"  !!! {UNISOLATED_DEMO_WARNING}" if unisolated_demo else
+        "  Notebooks run in sandboxes (own user, namespaces, cgroups, zone firewall).",
         f"  Open {hub_url}/hub/login",
         "  Demo logins (user / password):",
         *[f"    {user:9s} {pw}" for user, pw in passwords.items()],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -48,11 +49,13 @@ class ManagedProcess:
 
     @classmethod
     def start(cls, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None,
-              cwd: str | Path | None = None) -> ManagedProcess:
+              cwd: str | Path | None = None, user: int | None = None) -> ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                 start_new_session=True)
+                                 start_new_session=True, user=user,
+                                 group=None if user is None else pwd.getpwuid(user).pw_gid,
+                                 extra_groups=None if user is None else [])
         log.close()
         return cls(name, popen, log_path)
 

@@ -37,15 +37,20 @@ def proxy_binary() -> Path:
 
 
 def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
-                root_password: str, log_path: Path) -> ManagedProcess:
+                root_password: str, log_path: Path, host: str = "127.0.0.1",
+                user: int | None = None) -> ManagedProcess:
+    """MinIO's S3 API on ``host:port`` (the zone bridge's gateway, where sandboxes reach
+    it), its console on loopback only; run as ``user`` (uid) when given."""
     env = {**os.environ, "MINIO_ROOT_USER": root_user, "MINIO_ROOT_PASSWORD": root_password,
-           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1"}
+           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1",
+           # aws:SourceIp from the connection, not from a client's X-Forwarded-For
+           "_MINIO_API_XFF_HEADER": "off"}
     process = ManagedProcess.start(
         "minio",
-        [str(minio_binary()), "server", str(data_dir), "--address", f"127.0.0.1:{port}",
+        [str(minio_binary()), "server", str(data_dir), "--address", f"{host}:{port}",
          "--console-address", f"127.0.0.1:{console_port}", "--quiet"],
-        log_path, env=env)
-    wait_for_http(f"http://127.0.0.1:{port}/minio/health/ready", 60, process)
+        log_path, env=env, user=user)
+    wait_for_http(f"http://{host}:{port}/minio/health/ready", 60, process)
     return process
 
 

@@ -40,8 +40,10 @@ def issuer_policy(policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
 
 
 def session_policy(project: str, user: str, datasets: list[DatasetLocation],
-                   policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
-    """The policy of one session: its datasets read-only, its workspace and outbox."""
+                   policies_dir: Path = POLICIES_DIR, *, networks: tuple[str, ...] = (),
+                   excluded: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The policy of one session: its datasets read-only, its workspace and outbox; with
+    ``networks``, every Allow holds only from there and never from ``excluded``."""
     template = _session_template(policies_dir)
     layout = load_layout(policies_dir)
     statements: list[dict[str, Any]] = []
@@ -58,9 +60,34 @@ def session_policy(project: str, user: str, datasets: list[DatasetLocation],
                 statement.pop("Condition", None)
         statements.extend(rendered)
     statements.extend(fill(template["fixed"], {"project": project, "user": user}))
+    if networks:
+        _add_condition(statements, _network_condition(template, networks, excluded))
     policy = {"Version": "2012-10-17", "Statement": statements}
     check_never_reaches_forbidden(policy, policies_dir)
     return policy
+
+
+def _network_condition(template: dict[str, Any], networks: tuple[str, ...],
+                       excluded: tuple[str, ...]) -> dict[str, Any]:
+    """The template's ``network_condition`` filled in; an operator left with an empty list
+    (no exclusions) is dropped."""
+    filled = fill(template["network_condition"], {"networks": list(networks),
+                                                  "excluded": list(excluded)})
+    return {operator: keys for operator, keys in filled.items() if all(keys.values())}
+
+
+def _add_condition(statements: list[dict[str, Any]], condition: dict[str, Any]) -> None:
+    """Merge ``condition`` into every Allow statement (conditions AND); Deny stays as is."""
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        merged = statement.setdefault("Condition", {})
+        for operator, keys in condition.items():
+            held = merged.setdefault(operator, {})
+            if set(keys) & set(held):
+                raise PolicyViolation(f"statement {statement.get('Sid')} already has "
+                                      f"{operator} on {sorted(set(keys) & set(held))}")
+            held.update({key: list(value) for key, value in keys.items()})
 
 
 def pipeline_policy(input_bucket: str, input_key: str, output_bucket: str,

@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from .. import audit_status, datasets, projects
 from ..api.actions import action
 from ..api.exports_routes import attachment
+from ..api.origin import placed
+from ..config import UNISOLATED_DEMO_WARNING
 from ..deid.pipeline import REPORT_KEYS
 from ..errors import NotAuthenticated, NotFound, PermissionDenied, SafezoneError
 from ..exports import release, review, service
@@ -35,6 +37,11 @@ from .session import (
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True, undefined=jinja2.ChainableUndefined)
+
+
+def demo_warning(zone: Zone) -> str:
+    """The banner every page shows when notebooks run unsandboxed (else empty)."""
+    return UNISOLATED_DEMO_WARNING if zone.settings.unisolated_demo else ""
 
 
 class LoginRequired(Exception):
@@ -58,7 +65,7 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
         if not token or logged_out(zone, token):
             raise LoginRequired(here)
         try:
-            return zone.hub.identify(token), token
+            return placed(zone.hub.identify(token), zone.settings.storage, request), token
         except NotAuthenticated:
             raise LoginRequired(here) from None
 
@@ -73,7 +80,8 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
     def render(name: str, me: Identity, token: str, status: int = 200, **context: Any
                ) -> HTMLResponse:
         html = TEMPLATES.get_template(name).render(me=me, csrf=csrf_token(token),
-                                                   prefix=prefix, **context)
+                                                   prefix=prefix,
+                                                   demo_warning=demo_warning(zone), **context)
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     def go(path: str) -> RedirectResponse:
@@ -102,7 +110,8 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
         require("session.logout", me)
         log_out(zone, token)
         response = HTMLResponse(TEMPLATES.get_template("logged_out.html").render(
-            prefix=prefix, me=Identity("", "user", frozenset())))
+            prefix=prefix, me=Identity("", "user", frozenset()),
+            demo_warning=demo_warning(zone)))
         response.delete_cookie(COOKIE, path=prefix)
         return response
 
@@ -237,5 +246,6 @@ def page_error(zone: Zone, oauth: HubOAuthClient, request: Request, exc: Excepti
     except SafezoneError:
         me = Identity("?", "user", frozenset())
     html = TEMPLATES.get_template("error.html").render(
-        me=me, csrf="", prefix=oauth.prefix, status=status, message=message)
+        me=me, csrf="", prefix=oauth.prefix, status=status, message=message,
+        demo_warning=demo_warning(zone))
     return HTMLResponse(html, status_code=status)

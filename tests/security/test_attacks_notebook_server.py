@@ -24,7 +24,7 @@ def server_client(world):
     assert token, "the spawned server's environment holds its hub token"
     yield httpx.Client(base_url=world.stack.control_plane.url, timeout=30,
                        headers={"Authorization": f"token {token}"})
-    hub.delete("/users/alice/servers/sec")
+    hub.request("DELETE", "/users/alice/servers/sec", json={"remove": True})
 
 
 def test_the_server_token_is_recognised_as_a_notebook(world, server_client):

@@ -66,6 +66,8 @@ CALLS: list[Call] = [
          body=lambda w: {"dataset": w.dataset}),
     Call("DELETE", "/api/projects/{name}/datasets/{dataset}", "project.detach", "project",
          fresh="project"),
+    Call("PUT", "/api/projects/{name}/terminals", "project.set_terminals", "project",
+         body=lambda w: {"enabled": True}, fresh="project"),
     Call("POST", "/api/datasets", "dataset.register",
          body=lambda w: {"name": unique("raw-mx"), "classification": "raw"}),
     Call("GET", "/api/datasets", "dataset.list"),

@@ -5,15 +5,18 @@ the spawner puts this folder on JUPYTER_CONFIG_PATH. Results leave the zone only
 the export review; these settings close the browser routes around it.
 """
 
+import os
+
 c = get_config()  # noqa: F821
 
 # Files: /files/ answers 403; the contents API serves notebooks and small UTF-8 text only
 # (never base64 or binary; the size cap is policies/notebook-server.yaml).
 c.ContentsManager.files_handler_class = "safezone.notebook_server.NoDownloadHandler"
 c.ServerApp.contents_manager_class = "safezone.notebook_server.SafeContentsManager"
-# No nbconvert HTTP handlers (exports with outputs), no terminals.
+# No nbconvert HTTP handlers (exports with outputs); terminals only where the project's
+# administrator switched them on (the session grant's SAFEZONE_TERMINALS).
 c.ServerApp.jpserver_extensions.update({"safezone.notebook_server": True})
-c.ServerApp.terminals_enabled = False
+c.ServerApp.terminals_enabled = os.environ.get("SAFEZONE_TERMINALS") == "1"
 # No news or update checks (they call out, and the pop-up confuses people).
 c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"

@@ -1,0 +1,37 @@
+"""Where a call comes from: the zone's notebook network, judged by the TCP peer.
+
+The control plane runs without proxy headers, so ``request.client`` is the connection's
+own peer (a forwarded-for header cannot make an outside caller look inside). A token's
+shape cannot say it either: a researcher may mint a token with a notebook server's scopes
+from outside, or type their own token into a kernel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+from starlette.requests import Request
+
+from ..config import StorageSettings
+from ..permissions import Identity
+
+
+def from_notebook_network(storage: StorageSettings, request: Request) -> bool:
+    """True when the caller's peer address is in the notebook networks (and not excluded)."""
+    if not storage.notebook_networks or request.client is None:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    inside = any(peer in ipaddress.ip_network(n) for n in storage.notebook_networks)
+    return inside and not any(peer in ipaddress.ip_network(n)
+                              for n in storage.notebook_excluded)
+
+
+def placed(identity: Identity, storage: StorageSettings, request: Request) -> Identity:
+    """``identity`` with where it called from: inside the zone counts as a notebook (every
+    restriction on notebooks applies), whatever token it holds."""
+    inside = from_notebook_network(storage, request)
+    return replace(identity, inside=inside, notebook=identity.notebook or inside)

@@ -1,0 +1,111 @@
+"""`safezone local up` (what `make run` starts), for real: services own their state, the
+notebook runs in a sandbox, and the zone refuses to start without the primitives."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from safezone.sandbox import preflight
+
+from .kernels import run_code
+from .support import wait_until
+
+pytestmark = pytest.mark.integration
+BRIDGE, SUBNET = "szlz0", "10.99.201.0/24"
+
+
+def owner_and_mode(path: Path) -> tuple[str, int]:
+    st = path.stat()
+    return pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o7777
+
+
+@pytest.fixture(scope="module")
+def local_zone(tmp_path_factory):
+    state = tmp_path_factory.mktemp("local-zone") / "zone"
+    for folder in (state.parent, state.parent.parent, state.parent.parent.parent):
+        folder.chmod(0o711)  # as a checkout's folders are: services may pass through
+    env = {**os.environ, "SAFEZONE_SANDBOX_BRIDGE": BRIDGE, "SAFEZONE_SANDBOX_SUBNET": SUBNET}
+    env.pop("SAFEZONE_DATABASE_URL", None)
+    log = open(state.parent / "up.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "safezone.cli", "local", "up",
+                                "--state-dir", str(state)], stdout=log,
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_until(lambda: "is running" in (state.parent / "up.log").read_text()
+                   or process.poll() is not None, timeout=240, interval=0.5)
+        text = (state.parent / "up.log").read_text()
+        assert process.poll() is None, text[-3000:]
+        passwords = dict(re.findall(r"^\s{4}(\w+)\s+(\S+)$", text, re.M))
+        yield state, passwords, text
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+        log.close()
+
+
+def test_services_own_their_state(local_zone):
+    state, _, _ = local_zone
+    assert owner_and_mode(state) == ("root", 0o711)
+    for name in ("hub", "control-plane", "workspaces", "sandbox"):
+        assert owner_and_mode(state / name) == ("root", 0o700), name
+    minio_owner, minio_mode = owner_and_mode(state / "minio")
+    assert minio_mode == 0o700 and minio_owner in ("safezone-minio", "root")
+    for secret in ("secrets.json", "users.json"):
+        assert owner_and_mode(state / secret) == ("root", 0o600), secret
+    if minio_owner == "safezone-minio":  # its binary was reachable by the service user
+        pids = subprocess.run(["pgrep", "-f", f"minio server {state / 'minio'}"],
+                              capture_output=True, text=True).stdout.split()
+        uids = {Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
+                for pid in pids}
+        assert uids == {str(pwd.getpwnam("safezone-minio").pw_uid)}
+
+
+def test_demo_notebook_runs_sandboxed(local_zone):
+    state, passwords, _ = local_zone
+    hub = "http://127.0.0.1:8000"
+    token = httpx.post(f"{hub}/hub/api/users/alice/tokens", timeout=30, json={
+        "auth": {"username": "alice", "password": passwords["alice"]}}).json()["token"]
+    api = httpx.Client(base_url=f"{hub}/hub/api", timeout=60,
+                       headers={"Authorization": f"token {token}"})
+    started = time.monotonic()
+    assert api.post("/users/alice/server", json={"project": "demo-health"}).status_code in (
+        201, 202)
+    wait_until(lambda: api.get("/users/alice").json()["servers"].get("", {}).get("ready"),
+               timeout=120, interval=0.3)
+    ready = time.monotonic() - started
+    out = run_code(f"{hub}/user/alice/", token, f"""
+import json, os, boto3
+s3 = boto3.client("s3")
+names = [o["Key"] for o in s3.list_objects_v2(Bucket="deid-health-2024").get("Contents", [])]
+try:
+    open({str(state / 'secrets.json')!r}); secret = "READ"
+except OSError as exc:
+    secret = exc.errno
+print(json.dumps({{"uid": os.getuid(), "names": names, "secret": secret}}))""")
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["uid"] == pwd.getpwnam("sz-alice").pw_uid
+    assert "data.parquet" in result["names"]
+    assert result["secret"] == 2  # ENOENT: the zone's state is not in the sandbox
+    api.delete("/users/alice/server")
+    print(f"local zone: sandboxed server ready {ready:.2f} s after the start request")
+
+
+def test_without_the_primitives_the_zone_refuses(monkeypatch):
+    """Not root: one line naming what is missing. (Run as root here, so the effective uid
+    is what is replaced: the CLI's Python cannot run as another user on this machine.)"""
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: 1000)
+    with pytest.raises(preflight.SandboxUnavailable) as refused:
+        preflight.require_sandbox()
+    message = str(refused.value)
+    assert "\n" not in message and "root" in message and "--unisolated-demo" in message
