@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .audit import AuditUnanchored
+from .catalogue import metadata
 from .deid import integrity
 from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from .models import Classification, Dataset, DatasetStatus
@@ -80,7 +81,8 @@ def register_dataset(zone: Zone, actor: Identity, name: str, classification: str
 
 def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Dataset:
     """Publish or withdraw a dataset. Only de-identified datasets whose attestation holds
-    (every object as attested, hashes and k re-checked) may be published."""
+    (every object as attested, hashes and k re-checked) and whose catalogue entry is
+    complete may be published."""
     require(f"dataset.{action}", actor)
     allowed_from, target = TRANSITIONS[action]
     attested = None
@@ -94,6 +96,8 @@ def change_status(zone: Zone, actor: Identity, name: str, action: str) -> Datase
             raise Conflict(f"dataset {name} was re-attested meanwhile; publish again")
         if dataset.status not in allowed_from:
             raise InvalidTransition(f"cannot {action} dataset {name}: it is {dataset.status}")
+        if action == "publish":
+            check_described(dataset)
         dataset.status = target
         if target is DatasetStatus.PUBLISHED:
             dataset.published_at, dataset.published_by = zone.now(), actor.name
@@ -117,6 +121,16 @@ def _check_publishable(zone: Zone, dataset: Dataset) -> None:
     if problems:
         raise InvalidTransition(f"dataset {dataset.name} cannot be published: "
                                 f"{'; '.join(problems)} (가명처리 증명 불일치)")
+
+
+def check_described(dataset: Dataset) -> None:
+    """Refuse (422) a dataset whose catalogue entry lacks what publishing needs."""
+    absent = metadata.missing(dataset.catalogue, dataset.attestation)
+    if absent:
+        raise InvalidInput(f"dataset {dataset.name} cannot be published without its catalogue "
+                           f"entry: missing {', '.join(absent)} — set them in the recipe's "
+                           f"catalogue block or with PUT /api/datasets/{dataset.name}/catalogue "
+                           f"(카탈로그 필수 항목 누락: {', '.join(absent)})")
 
 
 def take_out_of_sessions(zone: Zone, actor: Identity, name: str, problems: list[str]) -> None:
@@ -146,16 +160,20 @@ def list_datasets(zone: Zone, actor: Identity) -> list[Dataset]:
         return list(db.scalars(select(Dataset).order_by(Dataset.name)))
 
 
-def record_attestation(zone: Zone, actor: Identity, name: str,
-                       attestation: dict[str, Any]) -> None:
-    """Store the pipeline's attestation with the dataset (and audit it, without secrets)."""
+def record_attestation(zone: Zone, actor: Identity, name: str, attestation: dict[str, Any],
+                       catalogue: dict[str, Any] | None = None) -> None:
+    """Store the pipeline's attestation with the dataset (and audit it, without secrets),
+    and the recipe's catalogue entry when it has one."""
+    described = {} if catalogue is None else {"catalogue_sha256": metadata.digest(catalogue)}
     with zone.unit_of_work() as db:
         dataset = get_dataset(db, name)
         dataset.attestation = attestation
+        if catalogue is not None:
+            dataset.catalogue = catalogue
         zone.record(db, actor, "dataset.attested", f"dataset:{name}",
                     recipe_sha256=attestation["recipe_sha256"],
                     objects={k: o["sha256"] for k, o in attestation["objects"].items()},
-                    k=attestation["k"], rows_out=attestation["rows_out"])
+                    k=attestation["k"], rows_out=attestation["rows_out"], **described)
 
 
 def attestation_of(zone: Zone, name: str) -> dict[str, Any] | None:

@@ -74,6 +74,8 @@ class Dataset(Base):
     status: Mapped[DatasetStatus] = mapped_column(_enum(DatasetStatus))
     description: Mapped[str] = mapped_column(Text, default="")
     attestation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # the catalogue entry (catalogue/metadata.py); publishing needs it complete
+    catalogue: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime | None] = mapped_column(default=None)

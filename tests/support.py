@@ -264,6 +264,17 @@ version: 1
 columns:
   id: {technique: keep}
   age: {technique: keep}
+catalogue:
+  title: {ko: 시험 데이터, en: Test data}
+  description: {ko: 시험용 가명 데이터, en: De-identified test data}
+  keywords: [test]
+  publisher: Test institution
+  temporal: {start: "2024-01-01", end: "2024-12-31"}
+  accrual_periodicity: irregular
+  licence: {title: Safezone terms of use}
+  columns:
+    id: {description: row number}
+    age: {description: age in years}
 """
 PIPELINE_KEY = b"test-key-kept-outside-the-zone"
 

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import audit_status, datasets, grants, memberships, projects
+from ..catalogue import dcat
+from ..catalogue import service as catalogue
 from ..errors import NotAuthenticated, PermissionDenied, SafezoneError
 from ..exports.checking import CheckWorker
 from ..models import Dataset
@@ -205,6 +207,38 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     @action("dataset.withdraw")
     def withdraw(name: str, actor: Actor) -> dict[str, Any]:
         return _dataset(datasets.change_status(zone, actor, name, "withdraw"))
+
+    @app.put("/api/datasets/{name}/catalogue")
+    @action("dataset.describe")
+    def describe(name: str, entry: dict[str, Any], actor: Actor) -> dict[str, Any]:
+        """Replace the dataset's catalogue entry (the recipe's catalogue block's shape)."""
+        return {"name": name, "catalogue": catalogue.describe(zone, actor, name, entry)}
+
+    # -- the catalogue -----------------------------------------------------------------
+    def address(request: Request) -> str:
+        """The API's address as callers reach it (through the hub: its service prefix)."""
+        return dcat.address(str(request.base_url).rstrip("/")
+                            + zone.settings.base_url.rstrip("/"))
+
+    @app.get("/api/catalogue")
+    @action("catalogue.read")
+    def catalogue_list(request: Request, actor: Actor) -> list[dict[str, Any]]:
+        return catalogue.list_catalogue(zone, actor, address(request))
+
+    @app.get("/api/catalogue/{name}/report")
+    @action("catalogue.read")
+    def catalogue_report(name: str, actor: Actor) -> HTMLResponse:
+        """The public part of the dataset's de-identification report."""
+        return HTMLResponse(catalogue.public_report(zone, actor, name), headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "frame-ancestors 'none'"})
+
+    @app.get("/api/catalogue.jsonld")
+    @action("catalogue.jsonld")
+    def catalogue_dcat(request: Request) -> JSONResponse:
+        """DCAT for harvesting: public by the permission table, no login."""
+        document = dcat.catalog(catalogue.published(zone), address(request))
+        return JSONResponse(document, media_type="application/ld+json")
 
     # -- memberships -------------------------------------------------------------------
     @app.post("/api/projects/{name}/members/request", status_code=201)

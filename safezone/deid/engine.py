@@ -227,6 +227,7 @@ class Result:
     l_achieved: int | None = None
     classes: int = 0
     columns_out: list[str] = field(default_factory=list)
+    column_types: dict[str, str] = field(default_factory=dict)  # as written to Parquet
     before: dict[str, Counter] = field(default_factory=dict)  # generalised columns
     after: dict[str, Counter] = field(default_factory=dict)
 
@@ -327,6 +328,7 @@ def deidentify(open_batches: Callable[[], Iterable[pa.RecordBatch]], recipe: Rec
                 if writer is None:
                     writer = pq.ParquetWriter(out_path, table.schema)
                     result.columns_out = table.schema.names
+                    result.column_types = {f.name: str(f.type) for f in table.schema}
                 writer.write_table(table)
                 for column in generalised:
                     result.after[column].update(_value_counts(table[column]))

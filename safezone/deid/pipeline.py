@@ -172,7 +172,7 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
             "rows_suppressed": result.rows_in - result.rows_out,
             "columns_dropped": sorted(c for c, s in recipe.columns.items()
                                       if s["technique"] == "delete"),
-            "columns_out": result.columns_out,
+            "columns_out": result.columns_out, "column_types": result.column_types,
             "quasi_identifiers": recipe.with_role("quasi_identifier"),
             "sensitive": recipe.with_role("sensitive"), "identifier_scan": "clean",
             "tool": f"safezone {__version__}", "run_by": actor.name,
@@ -193,7 +193,8 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
             objects[name] = _put(client, dataset, name, body)
         document = json.dumps(attestation, ensure_ascii=False, indent=1).encode()
         objects[ATTESTATION_KEY] = _put(client, dataset, ATTESTATION_KEY, document)
-    datasets.record_attestation(zone, actor, dataset, {**attestation, "objects": objects})
+    datasets.record_attestation(zone, actor, dataset, {**attestation, "objects": objects},
+                                recipe.catalogue)
     return attestation
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ..catalogue import metadata
 from ..config import POLICIES_DIR
 from ..errors import InvalidInput
 
@@ -23,6 +24,7 @@ class Recipe:
     l: int  # noqa: E741 - the name the literature uses
     sha256: str
     source: str
+    catalogue: dict[str, Any] | None = None  # the dataset's catalogue entry, if given here
 
     def with_role(self, role: str) -> list[str]:
         return [c for c, spec in self.columns.items()
@@ -40,6 +42,8 @@ def load_recipe(text: str, policies_dir: Path = POLICIES_DIR) -> Recipe:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"recipe is not valid YAML: {exc}") from None
+    if isinstance(doc, dict) and "catalogue" in doc:
+        doc["catalogue"] = metadata.dates_as_text(doc["catalogue"])
     try:
         jsonschema.validate(doc, _schema(policies_dir))
     except jsonschema.ValidationError as exc:
@@ -56,5 +60,11 @@ def load_recipe(text: str, policies_dir: Path = POLICIES_DIR) -> Recipe:
                                "quasi-identifier")
         if spec.get("to") == "age_band" and "reference_year" not in spec:
             raise InvalidInput(f"recipe column {name}: age_band needs 'reference_year'")
+    if "catalogue" in doc:
+        metadata.check_period(doc["catalogue"].get("temporal", {}))
+        unknown = sorted(set(doc["catalogue"].get("columns", {})) - set(doc["columns"]))
+        if unknown:
+            raise InvalidInput(f"recipe catalogue: column {', '.join(unknown)} is not a column "
+                               "of the recipe (레시피에 없는 열)")
     return Recipe(doc["columns"], int(doc.get("k", 5)), int(doc.get("l", 1)),
-                  hashlib.sha256(text.encode()).hexdigest(), text)
+                  hashlib.sha256(text.encode()).hexdigest(), text, doc.get("catalogue"))

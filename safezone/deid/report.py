@@ -7,6 +7,7 @@ import html
 from collections import Counter
 from typing import Any
 
+import yaml
 from markdown_it import MarkdownIt
 
 TECHNIQUE_KO = {"delete": "삭제", "pseudonymise": "가명처리(HMAC)", "generalise": "범주화",
@@ -89,4 +90,20 @@ def render_html(attestation: dict[str, Any], recipe_columns: dict[str, dict[str,
     markdown = render_markdown(attestation, recipe_columns, before, after)
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     title = html.escape(f"De-identification report: {attestation['dataset']}")
+    return HTML_PAGE.format(title=title, body=body)
+
+
+PUBLIC_NOTE = ("> 공개용 요약: 억제 전후 값 분포는 관리자용 보고서에만 있습니다. / Public summary: "
+               "the value distributions before and after suppression are in the administrators' "
+               "report only.")
+
+
+def render_public_html(attestation: dict[str, Any]) -> str:
+    """The report's public part, from the attestation alone: the run, rows, k and l, and
+    what was done to each column; no value counts (none before suppression, where small
+    classes show)."""
+    columns = (yaml.safe_load(attestation.get("recipe") or "{}") or {}).get("columns", {})
+    markdown = render_markdown(attestation, columns, {}, {}) + "\n" + PUBLIC_NOTE + "\n"
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    title = html.escape(f"De-identification report (public): {attestation['dataset']}")
     return HTML_PAGE.format(title=title, body=body)

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import yaml
 
 from safezone import memberships
 from safezone.api.actions import routes_of
 from safezone.api.app import create_app
 from safezone.permissions import Identity, decide, load_table
 
-from ..support import report_measure, unique
+from ..support import TINY_RECIPE, report_measure, unique
 from .world import CALLERS, Caller, World
 
 # whose membership the membership routes decide on: no hub account, so no test's user
@@ -73,6 +74,11 @@ CALLS: list[Call] = [
     Call("GET", "/api/datasets", "dataset.list"),
     Call("POST", "/api/datasets/{name}/publish", "dataset.publish", fresh="dataset"),
     Call("POST", "/api/datasets/{name}/withdraw", "dataset.withdraw", fresh="dataset"),
+    Call("PUT", "/api/datasets/{name}/catalogue", "dataset.describe",
+         body=lambda w: yaml.safe_load(TINY_RECIPE)["catalogue"]),
+    Call("GET", "/api/catalogue", "catalogue.read"),
+    Call("GET", "/api/catalogue/{name}/report", "catalogue.read"),
+    Call("GET", "/api/catalogue.jsonld", "catalogue.jsonld"),
     Call("POST", "/api/projects/{name}/members/request", "membership.request", "self",
          body=lambda w: {"justification": "study"}, fresh="project"),
     Call("GET", "/api/projects/{name}/members", "membership.list", "project"),
@@ -173,7 +179,8 @@ def _subject_ids(world: World, call: Call, state: str | None, allowed: bool,
         if call.action == "membership.revoke":
             stack.api("admin").post(f"/api/projects/{ids['name']}/members/{TARGET}/approve",
                                     json=_expires(world)).raise_for_status()
-    if call.route.startswith("/api/datasets/") or call.action == "dataset.report":
+    if call.route.startswith(("/api/datasets/", "/api/catalogue/")) \
+            or call.action == "dataset.report":
         ids["name"] = world.dataset
         if call.fresh == "dataset" and allowed:
             from ..support import attested_dataset

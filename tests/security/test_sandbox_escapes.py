@@ -223,6 +223,18 @@ def test_only_the_three_services_are_reachable(zone):
                 targets.append((address, port))
     wanted = {("127.0.0.1", stack.proxy_api_port)}
     assert wanted <= set(targets) and len(targets) >= 5
+    # the sandbox's loopback is its own: a host loopback port that happens to be one its
+    # kernel listens on too would answer from inside (seen once in CI); leave those out
+    own = set(json.loads(zone.kernel.run(r'''
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A":
+            ports.add(int(local.rsplit(":", 1)[1], 16))
+print(json.dumps(sorted(ports)))''').strip().splitlines()[-1]))
+    assert 8888 in own  # the Jupyter server, inside
+    targets = [(h, p) for h, p in targets if not (h == "127.0.0.1" and p in own)]
     results = json.loads(zone.kernel.run(
         f"print(json.dumps([[h, p, try_connect(h, p, 0.5)] for h, p in {targets!r}]))"
     ).strip().splitlines()[-1])
