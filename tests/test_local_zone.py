@@ -10,15 +10,17 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from safezone.config import REPO_ROOT
 from safezone.sandbox import preflight
 
-from .kernels import run_code
+from .kernels import KernelSession, run_code
 from .support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -98,7 +100,43 @@ print(json.dumps({{"uid": os.getuid(), "names": names, "secret": secret}}))""")
     assert "data.parquet" in result["names"]
     assert result["secret"] == 2  # ENOENT: the zone's state is not in the sandbox
     api.delete("/users/alice/server")
+    wait_until(lambda: not api.get("/users/alice").json()["servers"], timeout=60)
     print(f"local zone: sandboxed server ready {ready:.2f} s after the start request")
+
+
+def readme_python() -> list[str]:
+    """The README's Python examples, in order (indented ones dedented)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    return [textwrap.dedent(block) for block in
+            re.findall(r"^[ ]*```python\n(.*?)^[ ]*```", text, re.M | re.S)]
+
+
+def test_readme_examples_run_on_the_demo_data(local_zone):
+    """Every Python example of the README, in alice's sandboxed kernel on the demo zone:
+    read the dataset, make a table with its evidence, submit it for review."""
+    _, passwords, _ = local_zone
+    hub = "http://127.0.0.1:8000"
+    token = httpx.post(f"{hub}/hub/api/users/alice/tokens", timeout=30, json={
+        "auth": {"username": "alice", "password": passwords["alice"]}}).json()["token"]
+    api = httpx.Client(base_url=f"{hub}/hub/api", timeout=60,
+                       headers={"Authorization": f"token {token}"})
+    api.post("/users/alice/server", json={"project": "demo-health"})
+    wait_until(lambda: api.get("/users/alice").json()["servers"].get("", {}).get("ready"),
+               timeout=120, interval=0.3)
+    blocks = readme_python()
+    assert len(blocks) >= 2
+    kernel = KernelSession(f"{hub}/user/alice/", token, timeout=300)
+    try:
+        for block in blocks:
+            kernel.run(block)
+        status = kernel.run("print(submit_export.__module__)").strip()
+        assert status == "safezone.notebook"
+    finally:
+        kernel.close()
+        api.delete("/users/alice/server")
+    mine = httpx.get(f"{hub}/services/safezone/api/exports", timeout=30,
+                     headers={"Authorization": f"token {token}"}).json()
+    assert any(r["status"] != "draft" for r in mine)
 
 
 def test_without_the_primitives_the_zone_refuses(monkeypatch):

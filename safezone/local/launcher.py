@@ -26,7 +26,8 @@ from .processes import ManagedProcess, wait_for_http
 from .services import MissingTool, minio_binary, start_hub, start_minio
 
 log = logging.getLogger("safezone.local")
-DEMO_USERS = ("admin", "reviewer", "alice", "bob")
+# two reviewers, so a flagged request (two approvals) can finish in the demo
+DEMO_USERS = ("admin", "reviewer", "reviewer2", "alice", "bob")
 PORTS = {"minio": 9000, "minio_console": 9001, "control_plane": 8700, "hub_api": 8081,
          "proxy_api": 8001}
 
@@ -34,12 +35,13 @@ PORTS = {"minio": 9000, "minio_console": 9001, "control_plane": 8700, "hub_api":
 def _secrets(state: Path) -> dict:
     """Generated once per state folder and kept there (mode 600 from the first byte)."""
     path = state / "secrets.json"
-    if path.exists():
-        values = json.loads(path.read_text())
-        if "pseudonym_key" in values:
-            return values
-    else:
-        values = {}
+    values = json.loads(path.read_text()) if path.exists() else {}
+    passwords = values.get("passwords", {})
+    if "pseudonym_key" in values and set(DEMO_USERS) <= set(passwords):
+        return values
+    if values:  # a zone from before a demo user was added: give them a password too
+        values["passwords"] = {**{u: secrets.token_urlsafe(9) for u in DEMO_USERS},
+                               **passwords}
     values = {
         "minio_root_password": secrets.token_urlsafe(24),
         "issuer_password": secrets.token_urlsafe(24),
@@ -59,9 +61,10 @@ def _users_file(state: Path, passwords: dict[str, str]) -> Path:
     from spawner.demo_auth import hash_password
 
     path = state / "users.json"
-    if not path.exists():
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if set(known) != set(passwords):
         write_private(path, json.dumps(
-            {u: hash_password(p) for u, p in passwords.items()}).encode())
+            {u: known.get(u) or hash_password(p) for u, p in passwords.items()}).encode())
     return path
 
 
@@ -101,7 +104,7 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         "SAFEZONE_SPAWNER_TOKEN": values["spawner_token"],
         "SAFEZONE_USERS_FILE": str(_users_file(state, values["passwords"])),
         "SAFEZONE_ADMINS": "admin",
-        "SAFEZONE_REVIEWERS": "reviewer",
+        "SAFEZONE_REVIEWERS": "reviewer,reviewer2",
         "SAFEZONE_STEWARDS": "steward",
         "SAFEZONE_HUB_URL": hub_url,
         "SAFEZONE_HUB_IP": host,
