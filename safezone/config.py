@@ -82,6 +82,17 @@ class Settings:
     base_url: str = "/services/safezone/"
     kubernetes: bool = False  # provision a namespace per project
     unisolated_demo: bool = False  # notebooks run unsandboxed: every page warns
+    # Calls whose TCP peer is here come from inside the zone (safezone/api/origin.py): only
+    # where no other component shares the range (the local sandbox subnet; not a Kubernetes
+    # pod CIDR, which the proxy shares). Empty: a token's shape alone says "notebook".
+    inside_networks: tuple[str, ...] = ()
+    inside_excluded: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inside_networks",
+                           _networks("SAFEZONE_INSIDE_NETWORKS", tuple(self.inside_networks)))
+        object.__setattr__(self, "inside_excluded",
+                           _networks("SAFEZONE_INSIDE_EXCLUDED", tuple(self.inside_excluded)))
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -110,4 +121,6 @@ class Settings:
             base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/safezone/"),
             kubernetes=_env("MODE", "local") == "kubernetes",
             unisolated_demo=_env("UNISOLATED_DEMO", "") == "1",
+            inside_networks=_env_list("INSIDE_NETWORKS"),
+            inside_excluded=_env_list("INSIDE_EXCLUDED"),
         )

@@ -117,7 +117,8 @@ def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
                               notebook_excluded=(ZONE_NET.excluded,))
     settings = Settings(database_url=database_url, storage=storage,
                         hub_api_url=hub_api_url or "http://127.0.0.1:1/hub/api",
-                        service_token=service_token, base_url="/services/safezone/")
+                        service_token=service_token, base_url="/services/safezone/",
+                        inside_networks=(ZONE_NET.subnet,), inside_excluded=(ZONE_NET.excluded,))
     zone = Zone.from_settings(settings)
     zone.broker.bootstrap()
     return zone

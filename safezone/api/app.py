@@ -102,8 +102,6 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     oauth = HubOAuthClient(zone.settings.hub_api_url, zone.settings.service_name,
                            zone.settings.service_token, zone.settings.base_url)
 
-    storage = zone.settings.storage
-
     def caller(request: Request) -> Identity:
         """The hub token in the Authorization header, or the page session cookie."""
         header = request.headers.get("authorization", "")
@@ -117,7 +115,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
                 raise NotAuthenticated("this session was logged out (로그아웃된 세션)")
             # a browser session is what arrives as the page cookie; a header is an API call,
             # whatever token it carries
-            return _seen(placed(replace(identity, browser=False), storage, request), request)
+            return _seen(placed(replace(identity, browser=False), zone.settings, request), request)
         cookie = request.cookies.get(COOKIE)
         if not cookie or logged_out(zone, cookie):
             raise NotAuthenticated("send a JupyterHub token: 'Authorization: token …'")
@@ -125,7 +123,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
                 cookie, request.headers.get("x-safezone-csrf")):
             raise PermissionDenied("cookie-authenticated changes need the X-Safezone-CSRF "
                                    "header")
-        return _seen(placed(zone.hub.identify(cookie), storage, request), request)
+        return _seen(placed(zone.hub.identify(cookie), zone.settings, request), request)
 
     def _seen(identity: Identity, request: Request) -> Identity:
         """A JupyterHub admin (break-glass operator) reaching Safezone is audited; the

@@ -13,25 +13,27 @@ from dataclasses import replace
 
 from starlette.requests import Request
 
-from ..config import StorageSettings
+from ..config import Settings
 from ..permissions import Identity
 
 
-def from_notebook_network(storage: StorageSettings, request: Request) -> bool:
-    """True when the caller's peer address is in the notebook networks (and not excluded)."""
-    if not storage.notebook_networks or request.client is None:
+def from_notebook_network(settings: Settings, request: Request) -> bool:
+    """True when the caller's peer address is in the inside networks (and not excluded)."""
+    if not settings.inside_networks or request.client is None:
         return False
     try:
         peer = ipaddress.ip_address(request.client.host)
     except ValueError:
         return False
-    inside = any(peer in ipaddress.ip_network(n) for n in storage.notebook_networks)
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
+        peer = peer.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+    inside = any(peer in ipaddress.ip_network(n) for n in settings.inside_networks)
     return inside and not any(peer in ipaddress.ip_network(n)
-                              for n in storage.notebook_excluded)
+                              for n in settings.inside_excluded)
 
 
-def placed(identity: Identity, storage: StorageSettings, request: Request) -> Identity:
+def placed(identity: Identity, settings: Settings, request: Request) -> Identity:
     """``identity`` with where it called from: inside the zone counts as a notebook (every
     restriction on notebooks applies), whatever token it holds."""
-    inside = from_notebook_network(storage, request)
+    inside = from_notebook_network(settings, request)
     return replace(identity, inside=inside, notebook=identity.notebook or inside)

@@ -121,6 +121,9 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
             # session keys work only from the sandboxes (never from the host's gateway)
             "SAFEZONE_NOTEBOOK_NETWORKS": network.subnet,
             "SAFEZONE_NOTEBOOK_EXCLUDED": network.excluded,
+            # calls from there are inside the zone (the proxy and services use the gateway)
+            "SAFEZONE_INSIDE_NETWORKS": network.subnet,
+            "SAFEZONE_INSIDE_EXCLUDED": network.excluded,
         })
     os.environ.update(env)
     running: list[ManagedProcess] = []

@@ -65,7 +65,7 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
         if not token or logged_out(zone, token):
             raise LoginRequired(here)
         try:
-            return placed(zone.hub.identify(token), zone.settings.storage, request), token
+            return placed(zone.hub.identify(token), zone.settings, request), token
         except NotAuthenticated:
             raise LoginRequired(here) from None
 

@@ -38,7 +38,7 @@ def test_the_server_token_cannot_create_download_links(world, server_client):
     rid = world.request_in("released")
     fid = world.stack.api("alice").get(f"/api/exports/{rid}").json()["files"][0]["id"]
     with nothing_changes(world, rid):
-        refused(server_client.post(f"/api/exports/{rid}/files/{fid}/links"), 403, "browser")
+        refused(server_client.post(f"/api/exports/{rid}/files/{fid}/links"), 403, "notebook")
 
 
 def test_the_server_token_cannot_redeem_a_link(world, server_client):

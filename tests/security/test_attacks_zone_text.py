@@ -6,6 +6,7 @@ notebook's token may not make one."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from safezone.checks.findings import load_rules
@@ -262,3 +263,28 @@ def test_a_notebook_cannot_ask_to_join_a_project_with_text(world):
         assert mark not in response.text
     assert mark not in world.clients["requester"].get("/api/me").text
     assert mark not in world.stack.api("admin").get(f"/api/projects/{project}/members").text
+
+
+@pytest.mark.parametrize(("who", "call"), [
+    ("admin", ("PUT", "/api/projects/{project}/terminals", {"enabled": True})),
+    ("admin", ("POST", "/api/projects", {"name": "from-inside", "title": "x"})),
+    ("requester-browser", ("POST", "/api/exports/{rid}/files/{fid}/links", None)),
+])
+def test_administration_and_downloads_are_refused_from_inside(world, who, call):
+    """Full outside credentials pasted into a kernel: the notebook network is not a place
+    to administer the zone or take released files from."""
+    method, path, body = call
+    rid = world.request_in("released")
+    fid = world.stack.api("alice").get(f"/api/exports/{rid}").json()["files"][0]["id"]
+    client = world.clients[who]
+    if who.endswith("browser"):  # the page session's cookie and CSRF header, pasted in
+        # (the hub's proxy is not reachable from a sandbox: straight to the control plane)
+        session = client.cookies.get(COOKIE)
+        assert session
+        client = httpx.Client(base_url=world.stack.control_plane.url, headers={
+            **client.headers, "Cookie": f"{COOKIE}={session}"})
+    inside = in_zone(client, probe_namespace())
+    url = path.format(project=world.project, rid=rid, fid=fid)
+    with nothing_changes(world, rid):
+        response = inside.request(method, url, json=body)
+    refused(response, 403, "notebook")
