@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     ZONE_NET.up()
-    stacks = []
+    stacks, minio = [], None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for folder in ("minio", "sandboxed", "unisolated"):
@@ -121,6 +121,8 @@ def main() -> None:
         for stack in stacks:
             stack.hub.stop(timeout=30)
             stack.control_plane.stop()
+        if minio is not None:
+            minio.process.stop()
         ZONE_NET.down()
 
 
