@@ -68,7 +68,8 @@ def test_publishing_needs_a_complete_entry_and_names_what_is_missing(stack):
     assert name in catalogue_names(stack)
     with stack.zone.sessions() as db:
         described = list(db.scalars(select(AuditEvent).where(
-            AuditEvent.action == "dataset.described", AuditEvent.subject == f"dataset:{name}")))
+            AuditEvent.action == "dataset.described", AuditEvent.subject == f"dataset:{name}")
+            .order_by(AuditEvent.seq)))
     assert [e.actor for e in described] == ["steward", "admin"]
     assert described[-1].data["sha256"] == metadata.digest(ENTRY)
 
