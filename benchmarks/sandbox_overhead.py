@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import psutil
-from botocore.exceptions import ClientError
 
 from tests.support import (
     ZONE_NET,
+    keys_refused,
     launch_minio,
     launch_stack,
     provision,
@@ -52,21 +52,12 @@ def server_processes(user: str) -> list[psutil.Process]:
     return []
 
 
-def supervisor_rss(user_pid: int) -> int:
-    """RSS of the `runc run` process that supervises a sandboxed server (0 if none)."""
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info.get("cmdline") or []
-        if len(cmd) > 2 and cmd[0].endswith("runc") and "run" in cmd:
-            return proc.memory_info().rss
-    return 0
-
-
-def keys_refused(s3, bucket: str) -> bool:
-    try:
-        s3.get_object(Bucket=bucket, Key="data.parquet")
-        return False
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+def supervisor_rss(server_pid: int) -> int:
+    """RSS of the `runc run` process that supervises this sandboxed server (its parent;
+    0 for an unisolated server, whose parent is the hub)."""
+    parent = psutil.Process(server_pid).parent()
+    cmd = parent.cmdline() if parent else []
+    return parent.memory_info().rss if cmd and cmd[0].endswith("runc") else 0
 
 
 def one_round(stack, setup, user: str) -> dict[str, float]:

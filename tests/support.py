@@ -15,6 +15,7 @@ import boto3
 import httpx
 import uvicorn
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -422,9 +423,9 @@ def download(browser: httpx.Client, request_id: str, file_id: int) -> httpx.Resp
     return browser.post("api/download", json={"token": link.json()["token"]})
 
 
-def server_environment(user: str, server: str = "") -> dict[str, str] | None:
-    """The environment of a running notebook server's process (read as root from /proc, as
-    code in its kernel reads its own)."""
+def server_process(user: str, server: str = "") -> tuple[int, dict[str, str]] | None:
+    """The pid and environment of a running notebook server's process (read as root from
+    /proc, as code in its kernel reads its own)."""
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
             raw = environ.read_bytes().decode(errors="replace")
@@ -433,5 +434,22 @@ def server_environment(user: str, server: str = "") -> dict[str, str] | None:
         pairs = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
         if pairs.get("JUPYTERHUB_USER") == user and pairs.get(
                 "JUPYTERHUB_SERVER_NAME", "") == server and "AWS_ACCESS_KEY_ID" in pairs:
-            return pairs
+            return int(environ.parent.name), pairs
     return None
+
+
+def server_environment(user: str, server: str = "") -> dict[str, str] | None:
+    found = server_process(user, server)
+    return found[1] if found else None
+
+
+def keys_refused(s3, bucket: str) -> bool:
+    """True once MinIO no longer knows a session's keys; a call that times out (a client
+    with short timeouts) is "not yet" and is asked again."""
+    try:
+        s3.get_object(Bucket=bucket, Key="data.parquet")
+        return False
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+    except BotoCoreError:
+        return False

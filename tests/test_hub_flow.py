@@ -15,11 +15,11 @@ import time
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError
 
 from .kernels import run_code
 from .support import (
     hub_login,
+    keys_refused,
     provision,
     report_measure,
     server_environment,
@@ -43,15 +43,6 @@ except Exception as exc:
     out["raw"] = exc.response["Error"]["Code"]
 print(json.dumps(out))
 """
-
-
-def keys_refused(s3, dataset: str) -> bool:
-    """True once MinIO no longer knows the notebook's keys."""
-    try:
-        s3.get_object(Bucket=dataset, Key="data.parquet")
-        return False
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
 
 
 def server_state(stack, user: str) -> dict | None:

@@ -73,20 +73,27 @@ def test_services_own_their_state(local_zone):
         assert uids == {str(pwd.getpwnam("safezone-minio").pw_uid)}
 
 
+HUB = "http://127.0.0.1:8000"
+
+
+def alice_on_the_hub(passwords: dict[str, str]) -> tuple[str, httpx.Client]:
+    """alice's own hub token (from her demo password) and a hub API client with it."""
+    token = httpx.post(f"{HUB}/hub/api/users/alice/tokens", timeout=30, json={
+        "auth": {"username": "alice", "password": passwords["alice"]}}).json()["token"]
+    return token, httpx.Client(base_url=f"{HUB}/hub/api", timeout=60,
+                               headers={"Authorization": f"token {token}"})
+
+
 def test_demo_notebook_runs_sandboxed(local_zone):
     state, passwords, _ = local_zone
-    hub = "http://127.0.0.1:8000"
-    token = httpx.post(f"{hub}/hub/api/users/alice/tokens", timeout=30, json={
-        "auth": {"username": "alice", "password": passwords["alice"]}}).json()["token"]
-    api = httpx.Client(base_url=f"{hub}/hub/api", timeout=60,
-                       headers={"Authorization": f"token {token}"})
+    token, api = alice_on_the_hub(passwords)
     started = time.monotonic()
     assert api.post("/users/alice/server", json={"project": "demo-health"}).status_code in (
         201, 202)
     wait_until(lambda: api.get("/users/alice").json()["servers"].get("", {}).get("ready"),
                timeout=120, interval=0.3)
     ready = time.monotonic() - started
-    out = run_code(f"{hub}/user/alice/", token, f"""
+    out = run_code(f"{HUB}/user/alice/", token, f"""
 import json, os, boto3
 s3 = boto3.client("s3")
 names = [o["Key"] for o in s3.list_objects_v2(Bucket="deid-health-2024").get("Contents", [])]
@@ -115,17 +122,13 @@ def test_readme_examples_run_on_the_demo_data(local_zone):
     """Every Python example of the README, in alice's sandboxed kernel on the demo zone:
     read the dataset, make a table with its evidence, submit it for review."""
     _, passwords, _ = local_zone
-    hub = "http://127.0.0.1:8000"
-    token = httpx.post(f"{hub}/hub/api/users/alice/tokens", timeout=30, json={
-        "auth": {"username": "alice", "password": passwords["alice"]}}).json()["token"]
-    api = httpx.Client(base_url=f"{hub}/hub/api", timeout=60,
-                       headers={"Authorization": f"token {token}"})
+    token, api = alice_on_the_hub(passwords)
     api.post("/users/alice/server", json={"project": "demo-health"})
     wait_until(lambda: api.get("/users/alice").json()["servers"].get("", {}).get("ready"),
                timeout=120, interval=0.3)
     blocks = readme_python()
     assert len(blocks) >= 2
-    kernel = KernelSession(f"{hub}/user/alice/", token, timeout=300)
+    kernel = KernelSession(f"{HUB}/user/alice/", token, timeout=300)
     try:
         for block in blocks:
             kernel.run(block)
@@ -134,7 +137,7 @@ def test_readme_examples_run_on_the_demo_data(local_zone):
     finally:
         kernel.close()
         api.delete("/users/alice/server")
-    mine = httpx.get(f"{hub}/services/safezone/api/exports", timeout=30,
+    mine = httpx.get(f"{HUB}/services/safezone/api/exports", timeout=30,
                      headers={"Authorization": f"token {token}"}).json()
     assert any(r["status"] != "draft" for r in mine)
 

@@ -12,18 +12,19 @@ import boto3
 import psutil
 import pytest
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
 
 from safezone.local.services import start_hub
 
 from .netns import InNamespace
 from .support import (
     ZONE_NET,
+    keys_refused,
     launch_stack,
     probe_namespace,
     provision,
     report_measure,
     server_environment,
+    server_process,
     wait_until,
 )
 
@@ -36,18 +37,6 @@ def own_stack(tmp_path_factory, minio):
     yield stack
     stack.hub.stop(timeout=30)
     stack.control_plane.stop()
-
-
-def keys_refused(s3, bucket: str) -> bool:
-    """True once MinIO refuses the keys. A call in flight while MinIO deletes the identity
-    can stall for a minute before it is refused; it times out here and is asked again."""
-    try:
-        s3.get_object(Bucket=bucket, Key="data.parquet")
-        return False
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
-    except BotoCoreError:  # timed out
-        return False
 
 
 def start(stack, setup):
@@ -67,14 +56,9 @@ def start(stack, setup):
 
 
 def server_pid() -> int:
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            raw = environ.read_bytes()
-        except OSError:
-            continue
-        if b"JUPYTERHUB_USER=alice\0" in raw and b"AWS_ACCESS_KEY_ID=" in raw:
-            return int(environ.parent.name)
-    raise AssertionError("alice's server process not found")
+    found = server_process("alice")
+    assert found, "alice's server process not found"
+    return found[0]
 
 
 def sandbox_left_nothing(stack, namespaces_before: set[str]) -> bool:
