@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ..kernels import KernelDied, KernelSession
-from ..support import ZONE_NET, hub_login, provision, session_s3, wait_until
+from ..support import ZONE_NET, hub_login, provision, server_process, session_s3, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -72,19 +72,12 @@ def start_server(stack, user: str, project: str) -> dict:
 
 
 def sandbox_address(stack, user: str) -> str:
-    """The sandbox's address, from the proxy's route table (as the hub set it)."""
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            raw = environ.read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if f"JUPYTERHUB_USER={user}\0" in raw and "JUPYTERHUB_SERVICE_URL=" in raw:
-            pid = environ.parent.name
-            netns = os.readlink(f"/proc/{pid}/ns/net")
-            for name in ZONE_NET.namespaces():
-                if os.stat(f"/run/netns/{name}").st_ino == int(netns.split("[")[1][:-1]):
-                    return f"{ZONE_NET.network.network_address + int(name.rsplit('-', 1)[1])}"
-    raise AssertionError(f"no sandbox of {user} found")
+    """The sandbox's address: the zone namespace its server process lives in."""
+    found = server_process(user)
+    assert found, f"no sandbox of {user} found"
+    inode = os.stat(f"/proc/{found[0]}/ns/net").st_ino
+    name = next(n for n in ZONE_NET.namespaces() if os.stat(f"/run/netns/{n}").st_ino == inode)
+    return str(ZONE_NET.network.network_address + int(name.rsplit("-", 1)[1]))
 
 
 class Zone:
