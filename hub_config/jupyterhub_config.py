@@ -116,9 +116,18 @@ if mode == "kubernetes":
         c.JupyterHub.authenticator_class = "generic-oauth"
 c.JupyterHub.allow_named_servers = True  # e.g. one server per project
 c.JupyterHub.named_server_limit_per_user = int(env("SAFEZONE_SERVERS_PER_USER", "3"))
-c.Spawner.default_url = "/lab"
+# the workspace opens on its read-only welcome notebook (safezone/welcome.py)
+c.Spawner.default_url = "/lab/tree/Welcome.ipynb"
 c.Spawner.start_timeout = int(env("SAFEZONE_START_TIMEOUT", "60"))
 c.Spawner.http_timeout = int(env("SAFEZONE_HTTP_TIMEOUT", "60"))
+
+# -- hub pages: the Safezone's navigation and language (hub_config/templates/) -----------
+from safezone.config import REPO_ROOT  # noqa: E402
+from spawner.hub_pages import hub_settings  # noqa: E402
+
+c.JupyterHub.template_paths = [str(REPO_ROOT / "hub_config" / "templates")]
+for name, value in hub_settings().items():
+    getattr(c.JupyterHub, name).update(value)
 
 # -- unsandboxed demo: every hub page says so (page.html renders announcement unescaped) --
 if env("SAFEZONE_UNISOLATED_DEMO") == "1":

@@ -18,11 +18,11 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import literal, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import StorageError
-from .models import AuditEvent, AuditHead, AuditVerification
+from .models import AuditEvent, AuditHead, AuditVerification, ExportRequest, Project
 
 GENESIS = "0" * 64
 
@@ -193,3 +193,40 @@ def head(db: Session) -> Anchor | None:
 
 def findings_as_dicts(findings: list[Finding]) -> list[dict[str, Any]]:
     return [asdict(f) for f in findings]
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to show: exact actor, action prefix, project, and a time window
+    (``since`` inclusive, ``until`` exclusive; ISO dates or times in UTC, as ``ts`` is)."""
+
+    actor: str = ""
+    action: str = ""
+    project: str = ""
+    since: str = ""
+    until: str = ""
+
+
+def find_events(db: Session, wanted: EventFilter, *, limit: int, offset: int = 0
+                ) -> list[AuditEvent]:
+    """The matching events, newest first: filtered and paged in SQL (``ORDER BY seq DESC``
+    walks the unique index on ``seq``), so a long trail costs one bounded query. A
+    project's events are those about it, its memberships and sessions, and its export
+    requests."""
+    query = select(AuditEvent)
+    if wanted.actor:
+        query = query.where(AuditEvent.actor == wanted.actor)
+    if wanted.action:
+        query = query.where(AuditEvent.action.startswith(wanted.action, autoescape=True))
+    if wanted.project:
+        exports = (select(literal("export:") + ExportRequest.id).join(Project)
+                   .where(Project.name == wanted.project))
+        query = query.where(or_(
+            AuditEvent.subject == f"project:{wanted.project}",
+            AuditEvent.subject.startswith(f"project:{wanted.project}/", autoescape=True),
+            AuditEvent.subject.in_(exports)))
+    if wanted.since:
+        query = query.where(AuditEvent.ts >= wanted.since)
+    if wanted.until:
+        query = query.where(AuditEvent.ts < wanted.until)
+    return list(db.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import audit
-from .permissions import Identity
+from .permissions import Identity, require
 from .zone import Zone
 
 
@@ -32,3 +32,15 @@ def last(zone: Zone) -> dict[str, Any] | None:
     with zone.sessions() as db:
         result = audit.last_verification(db)
         return _view(result, audit.head(db)) if result else None
+
+
+def trail(zone: Zone, actor: Identity, wanted: audit.EventFilter, page: int = 1,
+          per_page: int = 100) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the audit trail, newest first, and whether older events follow."""
+    require("audit.read", actor)
+    page = max(page, 1)
+    with zone.sessions() as db:
+        rows = audit.find_events(db, wanted, limit=per_page + 1, offset=(page - 1) * per_page)
+        shown = [{"seq": r.seq, "ts": r.ts, "actor": r.actor, "action": r.action,
+                  "subject": r.subject, "data": r.data} for r in rows[:per_page]]
+    return shown, len(rows) > per_page

@@ -26,6 +26,9 @@ for sub, name in ((projects_app, "projects"), (datasets_app, "datasets"),
                   (members_app, "members"), (audit_app, "audit"), (local_app, "local"),
                   (exports_app, "exports"), (deid_app, "deid")):
     app.add_typer(sub, name=name)
+applications_app = typer.Typer(help="Applications for access (이용 신청).",
+                               no_args_is_help=True)
+app.add_typer(applications_app, name="applications")
 
 DEFAULT_URL = "http://127.0.0.1:8000/services/safezone"
 
@@ -143,6 +146,30 @@ def member_revoke(project: str, user: str, reason: str = "") -> None:
 @members_app.command("list")
 def member_list(project: str) -> None:
     show(call("GET", f"/api/projects/{project}/members"))
+
+
+@applications_app.command("list")
+def application_list() -> None:
+    """Yours; every application for an administrator."""
+    show([{k: a[k] for k in ("id", "applicant", "status", "datasets", "until", "project")}
+          for a in call("GET", "/api/applications")])
+
+
+@applications_app.command("approve")
+def application_approve(application_id: str, expires: str = typer.Option(
+        ..., help="last day of access, YYYY-MM-DD (at most the end of the period applied for)"),
+        project: str = typer.Option("", help="approve into this existing project"),
+        new_project: str = typer.Option("", help="or create this project from the application"),
+        title: str = typer.Option("", help="the new project's title")) -> None:
+    show(call("POST", f"/api/applications/{application_id}/approve", {
+        "expires_at": expires, "project": project, "new_project": new_project,
+        "title": title}))
+
+
+@applications_app.command("reject")
+def application_reject(application_id: str, reason: str = typer.Option(
+        ..., help="why (the applicant reads it)")) -> None:
+    show(call("POST", f"/api/applications/{application_id}/reject", {"reason": reason}))
 
 
 @audit_app.command("verify")

@@ -10,9 +10,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POLICIES_DIR = Path(os.environ.get("SAFEZONE_POLICIES_DIR", REPO_ROOT / "policies"))
 # shown on every hub and control-plane page when SAFEZONE_UNISOLATED_DEMO=1
-UNISOLATED_DEMO_WARNING = ("격리되지 않은 데모: 노트북이 격리되지 않습니다 — "
-                           "실제 데이터에 쓰지 마세요. / Unisolated demo: notebooks are "
-                           "NOT isolated — do not use with real data.")
+UNISOLATED_DEMO_WARNING_KO = ("격리되지 않은 데모: 노트북이 격리되지 않습니다 — "
+                              "실제 데이터에 쓰지 마세요.")
+UNISOLATED_DEMO_WARNING_EN = ("Unisolated demo: notebooks are NOT isolated — "
+                              "do not use with real data.")
+# the hub's own pages and the logs carry both; the Safezone pages one, in the page's language
+UNISOLATED_DEMO_WARNING = f"{UNISOLATED_DEMO_WARNING_KO} / {UNISOLATED_DEMO_WARNING_EN}"
 
 
 def _env(name: str, default: str | None = None) -> str | None:

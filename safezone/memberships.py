@@ -196,3 +196,53 @@ def require_usable(db: Session, zone: Zone, project: Project, user: str) -> Memb
             "administrator for access (프로젝트 승인이 필요합니다)"
         )
     return membership
+
+
+def needing_attention(zone: Zone, actor: Identity, within: timedelta
+                      ) -> tuple[list[MembershipView], list[MembershipView]]:
+    """(requests waiting for a decision, approvals ending within ``within``) in active
+    projects, for the administrator's home page."""
+    require("membership.list", actor)
+    now = zone.now()
+    with zone.sessions() as db:
+        rows = db.scalars(select(Membership).join(Project).where(
+            Project.status == ProjectStatus.ACTIVE,
+            Membership.status.in_([S.REQUESTED, S.APPROVED])))
+        views = [_view(m, now) for m in rows]
+    waiting = sorted((v for v in views if v.status == S.REQUESTED.value),
+                     key=lambda v: (v.project, v.user))
+    ending = sorted((v for v in views if v.status == S.APPROVED.value and v.expires_at
+                     and v.expires_at <= now + within), key=lambda v: v.expires_at)
+    return waiting, ending
+
+
+@dataclass(frozen=True)
+class MemberDetail:
+    """A member of one project as the administrator's project page shows them."""
+
+    user: str
+    status: str
+    expires_at: datetime | None
+    justification: str
+    reason: str
+    requested_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+
+
+def member_details(zone: Zone, actor: Identity, project_name: str) -> list[MemberDetail]:
+    """Everyone who asked to join or was a member of the project, with the dates and the
+    reason of the last decision (``membership.list``)."""
+    require("membership.list", actor)
+    now = zone.now()
+
+    def utc(value: datetime | None) -> datetime | None:
+        return as_utc(value) if value else None
+
+    with zone.sessions() as db:
+        project = get_project(db, project_name)
+        rows = db.scalars(select(Membership).where(Membership.project_id == project.id)
+                          .order_by(Membership.user_name))
+        return [MemberDetail(m.user_name, effective_status(m, now).value, utc(m.expires_at),
+                             m.justification, m.reason, utc(m.requested_at),
+                             utc(m.decided_at), m.decided_by) for m in rows]

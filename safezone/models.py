@@ -291,3 +291,41 @@ class AuditVerification(Base):
     anchors_checked: Mapped[int] = mapped_column(Integer)
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     ran_by: Mapped[str] = mapped_column(String(64))
+
+
+class ApplicationStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class Application(Base):
+    """An application for access (이용 신청): purpose, datasets, period, fellow analysts, the
+    research plan's object in MinIO (key and SHA-256, never the bytes) and the pledge."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    applicant: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[ApplicationStatus] = mapped_column(_enum(ApplicationStatus), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    datasets: Mapped[list[str]] = mapped_column(JSON)
+    fellows: Mapped[list[str]] = mapped_column(JSON)
+    period_end: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, access ends that day
+    project: Mapped[str | None] = mapped_column(String(40), default=None)  # joining one
+    plan_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    plan_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    plan_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    plan_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    pledge_version: Mapped[str] = mapped_column(String(40))
+    pledge_sha256: Mapped[str] = mapped_column(String(64))
+    pledge_language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_project: Mapped[str | None] = mapped_column(String(40), default=None)
+    # the steps of an approval done so far (a failed approval keeps them for the retry)
+    progress: Mapped[list[str]] = mapped_column(JSON, default=list)

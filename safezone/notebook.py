@@ -1,9 +1,10 @@
 """The researcher's helper inside a notebook server.
 
-    from safezone.notebook import crosstab, save_table, submit_export
-    table, evidence = crosstab(df, "sido", "sex", values="cost_krw")
-    save_table(table, "tables/cost_by_sido.csv", evidence=evidence)
-    submit_export(["tables/cost_by_sido.csv"], title="Cost by region",
+    from safezone.notebook import crosstab, dry_run, save_table, submit_export
+    table, evidence = crosstab(df, "sido", "sex", values="visits")
+    save_table(table, "tables/visits_by_sido.csv", evidence=evidence)
+    dry_run(["tables/visits_by_sido.csv"])   # the checks now, no request: fix, then submit
+    submit_export(["tables/visits_by_sido.csv"], title="Visits by region",
                   justification="aggregate table for the paper")
 
 Credentials come from the server's environment (the session grant and the server's own
@@ -18,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-EVIDENCE_SUFFIX = ".evidence.json"
+from .checks.sidecars import EVIDENCE_SUFFIX, attach_evidence, sidecar_of
 
 
 def crosstab(data: pd.DataFrame, index: str, columns: str, values: str | None = None,
@@ -84,18 +85,17 @@ def submit_export(files: list[str], title: str, justification: str,
     once the checks have run (they run in the background; ``wait_seconds=0`` returns at
     once, while the request is still ``checking``)."""
     bucket, _ = outbox_key("")
-    listed = set()
+    present = set()
     if include_evidence:
         for name in files:
-            _, key = outbox_key(name + EVIDENCE_SUFFIX)
+            _, key = outbox_key(sidecar_of(name))
             try:
                 _s3().head_object(Bucket=bucket, Key=key)
-                listed.add(name + EVIDENCE_SUFFIX)
+                present.add(sidecar_of(name))
             except Exception:  # no evidence for this file
                 continue
-    entries = [{"path": name, "justification": justification} for name in files]
-    entries += [{"path": name, "justification": "evidence (stays in the zone)"}
-                for name in sorted(listed)]
+    entries = attach_evidence([{"path": name, "justification": justification}
+                               for name in files], present)
     request = _api("POST", "/api/exports", {"project": os.environ["SAFEZONE_PROJECT"],
                                             "title": title, "files": entries})
     submitted = _api("POST", f"/api/exports/{request['id']}/submit")
@@ -110,6 +110,57 @@ def _wait_for_checks(request: dict[str, Any], wait_seconds: float) -> dict[str, 
         time.sleep(0.5)
         request = _api("GET", f"/api/exports/{request['id']}")
     return request
+
+
+def dry_run(files: list[str], language: str | None = None, show: bool = True
+            ) -> dict[str, Any]:
+    """Run the export checks on ``files`` of your outbox now, without making a request
+    (their evidence is attached as on submit). Prints each problem with what it means and
+    how to fix it (``show=False``: quiet); returns the findings, grouped per file and
+    rule, and the approvals a submit would need."""
+    language = language or _language()
+    result = _api("POST", "/api/exports/dry-run", {
+        "project": os.environ["SAFEZONE_PROJECT"], "files": list(files),
+        "language": language})
+    if show:
+        print(explain_dry_run(result, language))
+    return result
+
+
+def _language() -> str:
+    """The researcher's language: SAFEZONE_LANGUAGE, else the locale, else Korean."""
+    chosen = os.environ.get("SAFEZONE_LANGUAGE") or os.environ.get("LANG", "")
+    return "en" if chosen.lower().startswith("en") else "ko"
+
+
+SEVERITY_WORDS = {"ko": {"fail": "실패", "warn": "경고", "info": "참고", "pass": "통과"},
+                  "en": {"fail": "fail", "warn": "warning", "info": "note", "pass": "pass"}}
+
+
+def explain_dry_run(result: dict[str, Any], language: str = "ko") -> str:
+    """A dry run's findings as plain text: per file, per rule, with the fix."""
+    ko = language == "ko"
+    words = SEVERITY_WORDS["ko" if ko else "en"]
+    explained = result.get("explained") or {}
+    lines = []
+    for entry in explained.get("files", []):
+        if entry.get("evidence"):
+            continue
+        lines.append(f"{entry['path']}: {words.get(entry['worst'], entry['worst'])}")
+        for group in entry["rules"]:
+            rows = ", ".join(str(r) for r in group["rows"])
+            where = f" ({'행' if ko else 'rows'} {rows})" if rows else ""
+            lines.append(f"  [{words.get(group['severity'], group['severity'])}] "
+                         f"{group['title']} × {group['count']}{where}")
+            lines.append(f"    {group['means']}")
+            lines.append(f"    → {group['fix']}")
+    for group in explained.get("request", []):
+        lines.append(f"[{words.get(group['severity'], group['severity'])}] "
+                     f"{group['title']}: {group['fix']}")
+    needed = result.get("approvals_needed")
+    lines.append(f"제출하면 검토자 {needed}명의 승인이 필요합니다." if ko else
+                 f"If you submit, {needed} reviewer approval(s) will be needed.")
+    return "\n".join(lines)
 
 
 def my_exports() -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Jupyter server pieces of the notebook server (both modes): nothing is served out.
+"""Jupyter server pieces of the notebook server (both modes): nothing is served out, and
+the workspace opens on a read-only welcome notebook (``safezone.welcome``).
 
 Configured by ``images/notebook/jupyter/jupyter_server_config.py``.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,6 +18,7 @@ from tornado import web
 from traitlets import Int, default
 
 from .config import POLICIES_DIR
+from .welcome import WELCOME
 
 REFUSED = "is not served in the safe zone: results leave through an export request " \
           "(반출 요청을 이용하세요)"
@@ -41,7 +44,7 @@ def _policy() -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) if path.exists() else {}
 
 
-class SafeContentsManager(AsyncLargeFileManager):
+class TextOnlyContentsManager(AsyncLargeFileManager):
     """The contents API serves notebooks and UTF-8 text files up to ``max_text_bytes``;
     never base64 or binary content. Saving, listing and renaming work as usual."""
 
@@ -67,6 +70,42 @@ class SafeContentsManager(AsyncLargeFileManager):
             return await super().get(path, content=True, type="file", format="text", **kwargs)
         except web.HTTPError as exc:  # not UTF-8: binary
             raise web.HTTPError(403, f"binary content {REFUSED}") from exc
+
+
+class SafeContentsManager(TextOnlyContentsManager):
+    """Text only (above), and the welcome notebook read-only: it is shown as not writable,
+    and saving over it, renaming or deleting it are refused (it is rewritten at each start;
+    the researcher keeps a copy under another name)."""
+
+    @staticmethod
+    def _is_welcome(path: str) -> bool:
+        return path.strip("/") == WELCOME
+
+    def _refuse(self) -> web.HTTPError:
+        return web.HTTPError(403, f"{WELCOME} is read-only: save a copy under another name "
+                                  "(읽기 전용입니다. 다른 이름으로 저장하세요)")
+
+    async def get(self, path: str, content: bool = True, type: str | None = None,
+                  format: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        model = await super().get(path, content=content, type=type, format=format, **kwargs)
+        if self._is_welcome(path):
+            model["writable"] = False
+        return model
+
+    async def save(self, model: dict[str, Any], path: str = "") -> dict[str, Any]:
+        if self._is_welcome(path):
+            raise self._refuse()
+        return await super().save(model, path)
+
+    async def delete_file(self, path: str) -> None:
+        if self._is_welcome(path):
+            raise self._refuse()
+        await super().delete_file(path)
+
+    async def rename_file(self, old_path: str, new_path: str) -> None:
+        if self._is_welcome(old_path) or self._is_welcome(new_path):
+            raise self._refuse()
+        await super().rename_file(old_path, new_path)
 
 
 NBCONVERT_ROUTES = ("/nbconvert/", "/api/nbconvert")
@@ -98,6 +137,23 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     removed = len(router.rules) - len(kept)
     router.rules = kept
     serverapp.log.info("safezone: removed %d nbconvert handlers", removed)
+    write_welcome(serverapp)
+
+
+def write_welcome(serverapp: Any) -> None:
+    """Write the welcome notebook into the workspace (a server of a session only); a
+    failure is logged, never fatal: the server still starts."""
+    import os
+
+    from . import welcome
+
+    if not os.environ.get("SAFEZONE_PROJECT"):
+        return
+    try:
+        path = welcome.install(Path(serverapp.root_dir))
+        serverapp.log.info("safezone: wrote %s", path)
+    except Exception:
+        serverapp.log.exception("safezone: could not write the welcome notebook")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

@@ -137,3 +137,12 @@ def archive_project(zone: Zone, actor: Identity, name: str) -> None:
     grants.end_grants_where(zone, actor, project_name=name, reason="project archived")
     if zone.namespaces is not None:
         zone.namespaces.end_sessions(name)
+
+
+def view_project(zone: Zone, actor: Identity, name: str) -> dict[str, Any]:
+    """One project (``project.view``), with who created it and when."""
+    with zone.sessions() as db:
+        project = get_project(db, name)
+        require("project.view", actor, standing(db, zone.now(), project.id, actor))
+        return {**describe(project), "created_at": project.created_at,
+                "created_by": project.created_by}

@@ -10,6 +10,7 @@ from tornado import web
 from traitlets import HasTraits, Unicode, default
 
 from .grant_client import GrantClient, GrantRefused
+from .hub_pages import NO_PROJECT_MARK, PAGES, WAY_TO_A_PROJECT, request_language, text
 
 RETRYING: set[asyncio.Task] = set()  # background grant ends, kept referenced until done
 
@@ -47,13 +48,11 @@ class GrantMixin(HasTraits):
             choices = await self.grant_client.usable_projects(self.user.name)
         except GrantRefused as exc:
             return f'<p class="alert alert-danger">{html.escape(exc.message)}</p>'
-        if not choices:
-            return ('<p class="alert alert-warning">승인된 프로젝트가 없습니다. '
-                    "You have no approved project yet: ask to join one, and an "
-                    "administrator will approve it.</p>")
+        if not choices:  # the hub's spawn.html shows the way to a project instead
+            return f"<div {NO_PROJECT_MARK}></div>"
         options = "".join(f'<option value="{html.escape(p)}">{html.escape(p)}</option>'
                           for p in choices)
-        return ('<label for="sz-project">프로젝트 / Project</label>'
+        return (f'<label for="sz-project">{html.escape(text()["project"])}</label>'
                 f'<select id="sz-project" name="project" class="form-control">{options}'
                 "</select>")
 
@@ -64,13 +63,12 @@ class GrantMixin(HasTraits):
         """Ask the control plane for this server's grant; refuse the start without one."""
         project = (self.user_options or {}).get("project")
         if not isinstance(project, str) or not project:
-            raise web.HTTPError(400, "choose a project to start a server for "
-                                     "(프로젝트를 선택하세요)")
+            raise self.refusal(400, text(self.spawn_language())["choose_project"])
         try:
             grant = await self.grant_client.issue(self.user.name, project, self.name or "")
         except GrantRefused as exc:
             status = exc.status if 400 <= exc.status < 500 else 503
-            raise web.HTTPError(status, exc.message) from None
+            raise self.refusal(status, exc.message) from None
         self.grant, self.grant_id = grant, grant["grant_id"]
         return grant
 
@@ -105,11 +103,35 @@ class GrantMixin(HasTraits):
         self.log.error("gave up ending grant %s (the sweeper ends it at expiry): %s",
                        grant_id, last)
 
+    def refusal(self, status: int, message: str) -> web.HTTPError:
+        """The hub's error page for a refused start: the reason, and the way to a project
+        (the data catalogue, the application form, one's applications)."""
+        error = web.HTTPError(status, message)
+        language = self.spawn_language()
+        words = text(language)
+        pages = html.escape(getattr(getattr(self, "hub", None), "base_url", "/hub/")
+                            .removesuffix("hub/") + PAGES)
+        error.jupyterhub_html_message = (  # type: ignore[attr-defined]
+            f'<span lang="{language}">{html.escape(words["refused"])}:</span> '
+            f"{html.escape(message)}<br>"
+            + " · ".join(f'<a lang="{language}" href="{pages}{path}">{html.escape(words[key])}</a>'
+                         for path, key in WAY_TO_A_PROJECT))
+        return error
+
+    def spawn_language(self) -> str:
+        """The language of the request that started this server (the Safezone pages'
+        cookie, else ``Accept-Language``, else Korean); JupyterHub sets ``handler`` for the
+        duration of ``start()``."""
+        handler = getattr(self, "handler", None)
+        return request_language(getattr(handler, "request", None))
+
     def grant_environment(self) -> dict[str, str]:
-        """What the server's environment gets from its grant: keys, project, API URL."""
+        """What the server's environment gets from its grant: keys, project, API URL, and
+        the language the welcome notebook and JupyterLab use (``SAFEZONE_LANGUAGE``)."""
         if not self.grant:
             return {}
-        return {**self.grant["environment"], "SAFEZONE_API_URL": self.control_plane_url}
+        return {**self.grant["environment"], "SAFEZONE_API_URL": self.control_plane_url,
+                "SAFEZONE_LANGUAGE": self.spawn_language()}
 
     def grant_state(self, state: dict[str, Any]) -> dict[str, Any]:
         if self.grant_id:

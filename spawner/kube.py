@@ -85,7 +85,7 @@ class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
             raise
 
     async def _create_grant_secret(self, grant: dict[str, Any]) -> None:
-        environment = {**grant["environment"], "SAFEZONE_API_URL": self.control_plane_url}
+        environment = self.grant_environment()  # the grant's, the API URL, the language
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": {"name": self.grant_secret_name(), "labels": {
                     "safezone.io/session": grant["grant_id"],

@@ -30,6 +30,7 @@ from safezone.checks.runner import (
     table_index,
 )
 
+from .support import report_measure
 from .test_identifiers import rrn_with_check
 
 RRN = rrn_with_check("900101", "1", "23456")          # a valid pre-2020 number
@@ -385,7 +386,7 @@ def test_huge_image_is_refused_from_its_header_without_decoding():
     assert len(data) < 200_000
     started = time.perf_counter()
     out = check(("big.png", data), ("ok.png", plain_png()))
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 10  # decoding 400 Mpx would take far longer
     assert severity(out, "big.png", "F012") == "fail"
     assert "big.png" not in out.release_bytes
     assert entry(out, "big.png")["release_sha256"] is None
@@ -447,7 +448,11 @@ def test_differencing_works_from_a_thousand_stored_indexes_quickly():
     started = time.perf_counter()
     out = check(("new.csv", b"region,people\nSeoul,123\nBusan,200\n"),
                 ("ok.csv", b"region,count\nSeoul,120\nBusan,200\n"), context=context)
-    assert time.perf_counter() - started < 2
+    took = time.perf_counter() - started
+    # the figure is printed; the bound only catches a blow-up (a quadratic scan takes
+    # minutes), not a busy machine (benchmarks/ measures speed)
+    report_measure(f"checks against 1,000 stored indexes of 250 cells: {took:.2f} s")
+    assert took < 20
     assert severity(out, "new.csv", "T009") == "fail"  # renamed count column, still compared
     assert_clean(out, "ok.csv")
 

@@ -149,7 +149,7 @@ def test_notebook_server_serves_nothing_out(stack, alice_server):
 
 def test_bob_sees_no_project_and_cannot_start(stack, alice_server):
     form = hub_login(stack, "bob").get("/hub/spawn").text
-    assert "no approved project" in form and "<option" not in form
+    assert 'id="sz-no-project"' in form and "<option" not in form
     response = stack.hub_api("bob").post("/users/bob/server",
                                          json={"project": alice_server.project})
     assert response.status_code >= 400, response.text

@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from safezone.api.app import create_app
 from safezone.cli import app as cli_app
-from safezone.config import UNISOLATED_DEMO_WARNING, Settings, StorageSettings
+from safezone.config import (
+    UNISOLATED_DEMO_WARNING,
+    UNISOLATED_DEMO_WARNING_EN,
+    UNISOLATED_DEMO_WARNING_KO,
+    Settings,
+    StorageSettings,
+)
 from safezone.permissions import Identity
 from safezone.web.session import COOKIE
 from safezone.zone import Zone
@@ -90,7 +96,10 @@ def test_control_plane_pages_show_the_banner(pages, path, status):
     assert page.headers["content-type"].startswith("text/html")
     shown = banners(page.text)
     assert len(shown) == 1 and 'role="alert"' in shown[0]
-    assert html.escape(UNISOLATED_DEMO_WARNING) in shown[0]
+    assert html.escape(UNISOLATED_DEMO_WARNING_KO) in shown[0]  # Korean unless asked
+    english = banners(client.get(f"{PREFIX}{path}", headers={"Accept-Language": "en"}).text)
+    assert len(english) == 1 and html.escape(UNISOLATED_DEMO_WARNING_EN) in english[0]
+    assert UNISOLATED_DEMO_WARNING_KO not in english[0]
 
 
 @pytest.mark.parametrize(("path", "status"), PAGES)

@@ -23,8 +23,9 @@ from ..web.pages import LoginRequired, page_error, page_router
 from ..web.session import COOKIE, HubOAuthClient, csrf_ok, logged_out
 from ..zone import Zone
 from .actions import action
+from .applications_routes import applications_router
 from .exports_routes import export_router
-from .headers import SecurityHeaders
+from .headers import SecurityHeaders, ServerTiming
 from .origin import placed
 from .schemas import (
     ApproveIn,
@@ -82,6 +83,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     app = FastAPI(title="Safezone control plane", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ServerTiming)
     app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
 
     @app.exception_handler(SafezoneError)
@@ -291,6 +293,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
         return {"grant_id": grant_id, "status": "ended"}
 
     app.include_router(export_router(zone, caller))
+    app.include_router(applications_router(zone, caller))
     app.include_router(page_router(zone, oauth))
 
     # -- audit -------------------------------------------------------------------------

@@ -1,26 +1,44 @@
 """REST routes of export requests (the egress reviewer)."""
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from ..checks.explain import explain
 from ..exports import release, review, service
 from ..exports.release import Download
 from ..permissions import Identity
 from ..zone import Zone
 from .actions import action
-from .schemas import DownloadIn, ExportFilesIn, ExportIn, ReasonIn, VoteIn
+from .schemas import DownloadIn, DryRunIn, ExportFilesIn, ExportIn, ReasonIn, VoteIn
 
 
 def attachment(download: Download) -> StreamingResponse:
-    """Released bytes as a download: never rendered by the browser from this origin."""
+    """Released bytes as a download: never rendered by the browser from this origin. A
+    BOM asked for (``download.prefix``) goes before the released bytes, which are sent
+    unchanged."""
     from urllib.parse import quote
 
-    return StreamingResponse(download.chunks, media_type="application/octet-stream", headers={
+    def body() -> Iterator[bytes]:
+        if download.prefix:
+            yield download.prefix
+        yield from download.chunks
+
+    return StreamingResponse(body(), media_type=download.media_type, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(download.name)}",
-        "Content-Length": str(download.size), "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-store"})
+        "Content-Length": str(download.size + len(download.prefix)),
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+def wants_bom(value: object) -> bool:
+    """A form's or body's "add a BOM for Excel" choice (a checked box sends "on")."""
+    return value is True or str(value).lower() in {"on", "true", "1", "yes"}
+
+
+class DownloadChoiceIn(DownloadIn):
+    bom: bool = False  # put a UTF-8 BOM before a CSV (for Excel); the file is unchanged
 
 
 def export_router(zone: Zone, caller: Any) -> APIRouter:
@@ -37,6 +55,13 @@ def export_router(zone: Zone, caller: Any) -> APIRouter:
     def create(body: ExportIn, actor: Actor) -> dict[str, Any]:
         return service.create_request(zone, actor, body.project, body.title,
                                       [f.model_dump() for f in body.files])
+
+    @router.post("/api/exports/dry-run")
+    @action("export.dry_run")
+    def dry_run(body: DryRunIn, actor: Actor) -> dict[str, Any]:
+        """The checks a submit would run, on the caller's outbox files, with no request."""
+        done = service.dry_run(zone, actor, body.project, body.files)
+        return {**done, "explained": explain(done["record"], body.language)}
 
     @router.get("/api/exports")
     @action("export.list_mine")
@@ -97,8 +122,8 @@ def export_router(zone: Zone, caller: Any) -> APIRouter:
 
     @router.post("/api/download")
     @action("export.download")
-    def download(body: DownloadIn, actor: Actor) -> StreamingResponse:
+    def download(body: DownloadChoiceIn, actor: Actor) -> StreamingResponse:
         """The token travels in the body, never in a URL that a log would keep."""
-        return attachment(release.redeem_link(zone, actor, body.token))
+        return attachment(release.redeem_link(zone, actor, body.token, bom=body.bom))
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -63,6 +64,14 @@ class ExportIn(Body):
 
 class ExportFilesIn(Body):
     files: list[ExportFileIn] = Field(max_length=200)
+
+
+class DryRunIn(Body):
+    """The checks on outbox files, without a request; findings explained in ``language``."""
+
+    project: str = Field(max_length=200)
+    files: list[str] = Field(max_length=200)
+    language: Literal["ko", "en"] = "ko"
 
 
 class VoteIn(Body):

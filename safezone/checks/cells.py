@@ -4,6 +4,7 @@ were lost, and a number split across two adjacent columns."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 
@@ -116,13 +117,27 @@ def _gate(form: pa.Array, share: float) -> bool:
     return looked > 0 and found / looked >= share
 
 
+SCAN_ROWS = MAX_CELL_FINDINGS * 4  # candidate rows of one column examined one by one
+
+
 def _scan_rows(name: str, column: str, text: pa.Array, rows: list[int], rules: RuleBook
                ) -> Iterator[Finding]:
-    for row in rows[:MAX_CELL_FINDINGS * 4]:
+    found: Counter[str] = Counter()
+    for row in rows[:SCAN_ROWS]:
         value = text[row].as_py()
         for match in scan_text(value) if value else ():
+            found[match.rule] += 1
             yield rules.finding(match.rule, name, row=row + 1, column=column,
                                 excerpt=mask(match.text))
+    yield from _unexamined(rules, name, column, found, len(rows) - SCAN_ROWS)
+
+
+def _unexamined(rules: RuleBook, name: str, column: str, found: Counter[str], rest: int
+                ) -> Iterator[Finding]:
+    """Candidate rows past the bound, said under the rule found most in the column (rows
+    that matched the pre-filter, not known hits); none when nothing was found."""
+    if rest > 0 and found:
+        yield rules.tally(found.most_common(1)[0][0], name, rest, column, unexamined=True)
 
 
 # column name, its text (string columns) or its integers (numeric columns)
@@ -183,13 +198,18 @@ def _junction_findings(name: str, left: Part, right: Part, rules: RuleBook
     a = pc.utf8_rtrim(_part_text(left, rows, True), characters=JUNCTION_TRIM)
     b = pc.utf8_ltrim(_part_text(right, rows, False), characters=JUNCTION_TRIM)
     joined = pc.binary_join_element_wise(a, b, "-")
-    for i in _candidate_rows(joined)[:MAX_CELL_FINDINGS * 4]:
+    candidates = _candidate_rows(joined)
+    found: Counter[str] = Counter()
+    column = f"{left[0]}|{right[0]}"
+    for i in candidates[:SCAN_ROWS]:
         head = normalise(a[i].as_py())
         text = head + "-" + normalise(b[i].as_py())
         for match in scan_text(text):
             if match.rule in JUNCTION_RULES and match.start < len(head) < match.end - 1:
+                found[match.rule] += 1
                 yield rules.finding(match.rule, name, row=rows[i].as_py() + 1,
-                                    column=f"{left[0]}|{right[0]}", excerpt=mask(match.text))
+                                    column=column, excerpt=mask(match.text))
+    yield from _unexamined(rules, name, column, found, len(candidates) - SCAN_ROWS)
 
 
 def _junction_part(name: str, column: pa.Array) -> Part | None:

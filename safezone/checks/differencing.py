@@ -116,8 +116,10 @@ def differencing_findings(name: str, index: dict, released: Iterable[dict],
                 diff = abs(values[i] - before[j])
                 if 0 < diff < threshold:
                     reported += 1
-                    yield rules.finding("T009", name, row=rows[label] + 1 if direct else None,
-                                        column=counts[i], other=other.get("table", "?"),
-                                        diff=int(diff) if diff == int(diff) else diff)
-                    if reported >= MAX_CELL_FINDINGS:
-                        return
+                    if reported <= MAX_CELL_FINDINGS:  # the rest are counted, then tallied
+                        yield rules.finding(
+                            "T009", name, row=rows[label] + 1 if direct else None,
+                            column=counts[i], other=other.get("table", "?"),
+                            diff=int(diff) if diff == int(diff) else diff)
+    if reported > MAX_CELL_FINDINGS:
+        yield rules.tally("T009", name, reported - MAX_CELL_FINDINGS)

@@ -159,12 +159,18 @@ def table_encoded_findings(name: str, table: pa.Table, rules: RuleBook) -> Itera
         else:
             hits = pc.match_substring_regex(column, pattern)
         reported = 0
-        for row in pc.indices_nonzero(pc.fill_null(hits, False)).to_pylist():
+        rows = pc.indices_nonzero(pc.fill_null(hits, False)).to_pylist()
+        for done, row in enumerate(rows, start=1):
             for finding in text_runs(name, column[row].as_py(), rules, budget, row=row + 1,
                                      column=field.name):
                 reported += 1
                 yield finding
-            if budget.exhausted or reported >= MAX_CELL_FINDINGS:
+            if budget.exhausted:
+                break
+            if reported >= MAX_CELL_FINDINGS:  # the rest are said, not decoded
+                if len(rows) > done:
+                    yield rules.tally("E002", name, len(rows) - done, field.name,
+                                      unexamined=True)
                 break
         if budget.exhausted:
             break

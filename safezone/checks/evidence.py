@@ -107,6 +107,8 @@ def evidence_findings(name: str, tables: list[TableRoles], sidecar: dict | None,
             continue
         covered.add((entry[0], cell["row"], cell["column"]))
         yield from _dominance(entry[0], cell, rules)
+    if reported > MAX_CELL_FINDINGS:
+        yield rules.tally("T013", name, reported - MAX_CELL_FINDINGS)
     for table_name, table, roles in tables:
         for column in roles.magnitudes:
             done = sum(1 for t, _, c in covered if t == table_name and c == column)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,18 @@ import yaml
 from ..config import POLICIES_DIR
 
 SEVERITIES = ("fail", "warn", "info")
-MAX_CELL_FINDINGS = 50  # per rule and column; the summary counts only what is reported
+MAX_CELL_FINDINGS = 50  # listed one by one per rule and column; the rest are tallied
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One rule hit: where (file, row, column) and a message in English and Korean."""
+    """One rule hit: where (file, row, column) and a message in English and Korean.
+
+    A *tally* (``more`` set, no row) is not one hit: it stands for ``more`` further hits
+    of its rule in its table and column that are not listed one by one (the list is a
+    bounded sample; the count is the true one). ``unexamined``: rows that matched a
+    rule's pre-filter but were not examined one by one (how many hit is unknown).
+    """
 
     rule: str
     severity: str
@@ -27,6 +34,8 @@ class Finding:
     row: int | None = None
     column: str | None = None
     excerpt: str | None = None
+    more: int | None = None
+    unexamined: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -55,6 +64,16 @@ class RuleBook:
         return Finding(rule, spec["severity"], spec["en"].format(**params),
                        spec["ko"].format(**params), file, row, column, excerpt)
 
+    def tally(self, rule: str, file: str, more: int, column: str | None = None,
+              unexamined: bool = False) -> Finding:
+        """``more`` hits of ``rule`` not listed one by one (``unexamined``: rows not
+        looked at one by one, so not known to be hits); the message's details are left
+        out."""
+        spec = self.messages[rule]
+        found = Finding(rule, spec["severity"], unfilled(spec["en"]), unfilled(spec["ko"]),
+                        file, None, column)
+        return replace(found, unexamined=more) if unexamined else replace(found, more=more)
+
     def exportable(self, kind: str) -> bool:
         return kind in self.files["exportable"]
 
@@ -70,6 +89,20 @@ def load_rules(policies_dir: Path = POLICIES_DIR) -> RuleBook:
         if spec["severity"] not in SEVERITIES:
             raise ValueError(f"rule {rule}: unknown severity {spec['severity']!r}")
     return RuleBook(**{name: raw[name] for name in SECTIONS})
+
+
+def unfilled(template: str) -> str:
+    """A rule's message with its details (``{…}``) left out."""
+    return re.sub(r"\{[^}]*\}", "…", template)
+
+
+def hits(finding: Finding | dict[str, Any]) -> int:
+    """How many hits a finding stands for: one, or a tally's ``more`` (``unexamined``
+    rows are not known hits: none)."""
+    get = finding.get if isinstance(finding, dict) else (lambda k: getattr(finding, k))
+    if get("more"):
+        return int(get("more"))
+    return 0 if get("unexamined") else 1
 
 
 def mask(value: str) -> str:

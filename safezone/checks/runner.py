@@ -16,10 +16,11 @@ from .differencing import differencing_findings, index_of, table_index
 from .encoded import table_encoded_findings
 from .evidence import TableRoles, evidence_findings
 from .filetypes import ARCHIVES, EXECUTABLE, admissible, extension, extension_matches, sniff
-from .findings import Finding, RuleBook, load_rules, worst
+from .findings import Finding, RuleBook, hits, load_rules, worst
 from .images import Sanitised, jpeg_findings, png_findings, sanitise
 from .pdf import PdfText, extract, pdf_findings
 from .shape import DatasetShape, record_level_findings
+from .sidecars import EVIDENCE_SUFFIX, is_evidence
 from .tables import column_roles, frequency_findings, identifier_findings, read_tables
 from .text import text_findings
 from .texttables import tables_in_text
@@ -28,7 +29,6 @@ __all__ = ["CheckContext", "CheckOutcome", "DatasetShape", "FileInput", "admissi
            "check_file", "check_request", "is_evidence", "table_index"]
 
 RECORD_SCHEMA = "safezone.check-record/1"
-EVIDENCE_SUFFIX = ".evidence.json"
 TABLE_KINDS = {"csv", "tsv", "parquet", "xlsx"}
 IMAGE_KINDS = {"png", "jpeg"}
 
@@ -64,11 +64,6 @@ class FileResult:
     sanitised: Sanitised | None = None
     pdf: PdfText | None = None
     tables: list[TableRoles] = field(default_factory=list)
-
-
-def is_evidence(path: str) -> bool:
-    """Evidence sidecars written by the notebook helper: checked, kept in the zone."""
-    return path.endswith(EVIDENCE_SUFFIX)
 
 
 def check_file(item: FileInput, rules: RuleBook, evidence: dict | None = None,
@@ -192,7 +187,7 @@ def check_request(request_id: str, files: list[FileInput],
         unseen = preview_gap(previews[item.path])
         if unseen and not is_evidence(item.path):  # what leaves must be what was seen
             result.findings.append(rules.finding("P001", item.path, what=unseen))
-        totals.update(f.severity for f in result.findings)
+        totals.update(_weighted(result.findings))
         entries.append({
             "path": item.path, "sha256": item.sha256, "size": len(item.data),
             "kind": result.kind, "evidence": is_evidence(item.path),
@@ -200,7 +195,7 @@ def check_request(request_id: str, files: list[FileInput],
             else None,
             "findings": [f.as_dict() for f in result.findings],
             "worst": worst(result.findings)})
-    totals.update(f.severity for f in request_findings)
+    totals.update(_weighted(request_findings))
     record = {
         "schema": RECORD_SCHEMA,
         "request": request_id,
@@ -210,6 +205,14 @@ def check_request(request_id: str, files: list[FileInput],
         "flagged": bool(totals["fail"] or totals["warn"]),
     }
     return CheckOutcome(record, release, previews)
+
+
+def _weighted(findings: list[Finding]) -> Counter[str]:
+    """Hits by severity, tallies counted at their true number (``findings.hits``)."""
+    out: Counter[str] = Counter()
+    for finding in findings:
+        out[finding.severity] += hits(finding)
+    return out
 
 
 def _release_bytes(item: FileInput, result: FileResult) -> bytes | None:

@@ -141,11 +141,23 @@ def _groupable(data_type: pa.DataType) -> bool:
     return not (pa.types.is_nested(data_type) or pa.types.is_null(data_type))
 
 
-def cells_where(mask_array: pa.Array | pa.ChunkedArray) -> list[int]:
-    """Row indexes (0-based) where the mask is true, at most MAX_CELL_FINDINGS."""
+def cells_where(mask_array: pa.Array | pa.ChunkedArray) -> tuple[list[int], int]:
+    """Row indexes (0-based) where the mask is true, at most MAX_CELL_FINDINGS, and how
+    many rows it is true on in all."""
     if isinstance(mask_array, pa.ChunkedArray):
         mask_array = mask_array.combine_chunks()
-    return pc.indices_nonzero(pc.fill_null(mask_array, False))[:MAX_CELL_FINDINGS].to_pylist()
+    where = pc.indices_nonzero(pc.fill_null(mask_array, False))
+    return where[:MAX_CELL_FINDINGS].to_pylist(), len(where)
+
+
+def _listed(rules: RuleBook, rule: str, name: str, column: str, mask_array: pa.Array,
+            **params: object) -> Iterator[Finding]:
+    """One finding per cell for the first MAX_CELL_FINDINGS, then a tally of the rest."""
+    rows, total = cells_where(mask_array)
+    for row in rows:
+        yield rules.finding(rule, name, row=row + 1, column=column, **params)
+    if total > len(rows):
+        yield rules.tally(rule, name, total - len(rows), column)
 
 
 def frequency_findings(name: str, table: pa.Table, roles: Roles, rules: RuleBook
@@ -159,14 +171,12 @@ def frequency_findings(name: str, table: pa.Table, roles: Roles, rules: RuleBook
     for column in roles.counts:
         values = table[column]
         small = pc.and_(pc.greater(values, 0), pc.less(values, threshold))
-        for row in cells_where(small):
-            yield rules.finding("T001", name, row=row + 1, column=column, min=threshold)
+        yield from _listed(rules, "T001", name, column, small, min=threshold)
         if cfg["zeros_are_disclosive"]:
-            for row in cells_where(pc.equal(values, 0)):
-                yield rules.finding("T002", name, row=row + 1, column=column)
+            yield from _listed(rules, "T002", name, column, pc.equal(values, 0))
         if base:
             as_float = pc.cast(values, pa.float64())
             remainder = pc.subtract(as_float, pc.multiply(pc.floor(pc.divide(as_float, base)),
                                                           base))
-            for row in cells_where(pc.not_equal(remainder, 0)):
-                yield rules.finding("T003", name, row=row + 1, column=column, base=base)
+            yield from _listed(rules, "T003", name, column, pc.not_equal(remainder, 0),
+                               base=base)

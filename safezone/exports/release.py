@@ -21,11 +21,11 @@ from ..checks.findings import load_rules
 from ..checks.runner import IMAGE_KINDS, is_evidence, table_index
 from ..clock import as_utc
 from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from ..models import DownloadLink, ExportStatus, ReleasedIndex
-from ..permissions import SYSTEM, Identity, require
+from ..models import DownloadLink, ExportRequest, ExportStatus, ReleasedIndex
+from ..permissions import SYSTEM, Identity, allowed, require
 from ..zone import Zone
 from .review_policy import review_policy
-from .service import QUARANTINE, RELEASED, authorize, describe, get, move, subject_of
+from .service import QUARANTINE, RELEASED, S, authorize, describe, get, move, subject_of
 
 CHECK_RECORD = "safezone-check-record.json"
 
@@ -86,14 +86,19 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
         return describe(request, actor, subject_of(db, zone, actor, request))
 
 
+MAX_REASON = 2000
+
+
 def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[str, Any]:
     """Withdraw a release: links stop working and the released copies are removed."""
     if not reason.strip():
         raise InvalidInput("say why the release is revoked")
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
     with zone.unit_of_work() as db:
         request = get(db, request_id, lock=True)
         seen = authorize(db, zone, actor, request, "export.revoke")
-        move(zone, db, actor, request, "revoke", reason=reason[:2000])
+        move(zone, db, actor, request, "revoke", reason=reason)
         for link in db.scalars(select(DownloadLink).where(DownloadLink.request_id == request_id)):
             link.revoked = True
         keys = [f.released_key for f in request.files if f.released_key]
@@ -101,6 +106,20 @@ def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[st
     for key in keys:
         zone.broker.delete_object(RELEASED, key)
     return view
+
+
+def revocable(zone: Zone, actor: Identity, limit: int = 100) -> list[dict[str, Any]]:
+    """The most recent releases (at most ``limit``) this caller may revoke."""
+    require("export.queue", actor)
+    with zone.sessions() as db:
+        rows = db.scalars(select(ExportRequest).where(ExportRequest.status == S.RELEASED)
+                          .order_by(ExportRequest.updated_at.desc()).limit(limit))
+        out = []
+        for request in rows:
+            seen = subject_of(db, zone, actor, request)
+            if allowed("export.revoke", actor, seen):
+                out.append(describe(request, actor, seen))
+        return out
 
 
 def create_link(zone: Zone, actor: Identity, request_id: str, file_id: int) -> dict[str, Any]:
@@ -122,38 +141,74 @@ def create_link(zone: Zone, actor: Identity, request_id: str, file_id: int) -> d
                 "max_downloads": policy.max_downloads, "file": target.path}
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark: tells Excel a CSV is UTF-8
+
+
 @dataclass(frozen=True)
 class Download:
+    """One download: the released bytes (``chunks``, ``size`` of them), served after
+    ``prefix`` (a BOM, when asked for one) as ``media_type``."""
+
     name: str
     size: int
     chunks: Iterator[bytes]
+    media_type: str = "application/octet-stream"
+    prefix: bytes = b""
 
 
-def redeem_link(zone: Zone, actor: Identity, token: str) -> Download:
-    """Count and audit one download; the bytes stream from ``released``."""
+def redeem_link(zone: Zone, actor: Identity, token: str, bom: bool = False) -> Download:
+    """Count and audit one download; the bytes stream from ``released``.
+
+    ``bom``: serve a CSV after a UTF-8 byte order mark (for Excel), unless it already
+    starts with one. The stored object is never changed: the audit event keeps the SHA-256
+    of the released bytes and says ``bom: true`` when three bytes (EF BB BF) were put in
+    front of them, so the bytes served are the BOM followed by exactly the released bytes.
+    """
     if not token or len(token) > 100:
         raise InvalidInput("send the download token from the request page")
-    with zone.unit_of_work() as db:
-        link = db.scalar(select(DownloadLink).where(DownloadLink.token_hash == _digest(token))
-                         .with_for_update())
-        if link is None:
-            raise NotFound("unknown download link")
-        request = get(db, link.request_id)
-        require("export.download", actor, subject_of(db, zone, actor, request))
-        if link.revoked:
-            raise PermissionDenied("this download link was revoked (링크 회수됨)")
-        if as_utc(link.expires_at) <= zone.now():
-            raise PermissionDenied("this download link has expired (링크 만료)")
-        if link.downloads >= link.max_downloads:
-            raise PermissionDenied("this link reached its download limit (다운로드 횟수 초과)")
-        link.downloads += 1
-        target = next(f for f in request.files if f.id == link.file_id)
-        zone.record(db, actor, "export.downloaded", f"export:{request.id}", file=target.path,
-                    count=link.downloads, sha256=target.release_sha256, why="download")
-        key = target.released_key
-        name = key.rsplit("/", 1)[-1]
-    size, chunks = zone.broker.stream_released(key)
-    return Download(name, size, chunks)
+    chunks: Iterator[bytes] | None = None
+    try:
+        with zone.unit_of_work() as db:
+            link = db.scalar(select(DownloadLink)
+                             .where(DownloadLink.token_hash == _digest(token))
+                             .with_for_update())
+            if link is None:
+                raise NotFound("unknown download link")
+            request = get(db, link.request_id)
+            require("export.download", actor, subject_of(db, zone, actor, request))
+            if link.revoked:
+                raise PermissionDenied("this download link was revoked (링크 회수됨)")
+            if as_utc(link.expires_at) <= zone.now():
+                raise PermissionDenied("this download link has expired (링크 만료)")
+            if link.downloads >= link.max_downloads:
+                raise PermissionDenied("this link reached its download limit "
+                                       "(다운로드 횟수 초과)")
+            link.downloads += 1
+            target = next(f for f in request.files if f.id == link.file_id)
+            key = target.released_key
+            name = key.rsplit("/", 1)[-1]
+            csv = target.kind == "csv" and name.lower().endswith(".csv")
+            size, chunks = zone.broker.stream_released(key)
+            first = next(chunks, b"")
+            prefix = BOM if bom and csv and not first.startswith(BOM) else b""
+            zone.record(db, actor, "export.downloaded", f"export:{request.id}",
+                        file=target.path, count=link.downloads, sha256=target.release_sha256,
+                        bom=bool(prefix), why="download")
+    except BaseException:
+        if chunks is not None:
+            chunks.close()  # gives MinIO's connection back
+        raise
+    return Download(name, size, _chain(first, chunks),
+                    "text/csv; charset=utf-8" if csv else "application/octet-stream", prefix)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        if first:
+            yield first
+        yield from rest
+    finally:
+        rest.close()  # type: ignore[attr-defined]
 
 
 def released_path(path: str, kind: str | None) -> str:

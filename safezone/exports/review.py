@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import ExportRequest, ExportStatus, ReviewVote, VoteDecision
-from ..permissions import SYSTEM, Identity
+from ..permissions import SYSTEM, Identity, allowed
 from ..zone import Zone
 from .review_policy import review_policy
-from .service import QUARANTINE, authorize, describe, get, move, subject_of
+from .service import (
+    QUARANTINE,
+    authorize,
+    describe,
+    get,
+    move,
+    review_queue,
+    subject_of,
+)
 
 log = logging.getLogger(__name__)
 PREVIEW_BYTES = 16 << 20  # a stored preview is bounded when made; this only guards reads
@@ -90,14 +100,29 @@ def worst(request: ExportRequest, path: str) -> str:
     return "fail"  # no check record for the file: treat as failed, never as clean
 
 
+def _complete(votes: Iterable[tuple[str, int, Any]], file_ids: set[int]
+              ) -> list[dict[int, Any]]:
+    """The ballots of the reviewers who have voted on every file (of one round): what the
+    tally counts toward the approvals needed."""
+    by_reviewer: dict[str, dict[int, Any]] = {}
+    for reviewer, file_id, decision in votes:
+        by_reviewer.setdefault(reviewer, {})[file_id] = decision
+    return [d for d in by_reviewer.values() if set(d) == file_ids]
+
+
+def progress(request: ExportRequest) -> dict[str, int]:
+    """Votes so far without what they were: how many reviewers have voted on every file
+    of this round ("1 of 2 approvals"), and the approvals needed."""
+    done = _complete([(v.reviewer, v.file_id, None) for v in request.votes
+                      if v.round == request.round], {f.id for f in request.files})
+    return {"done": len(done), "needed": request.required_approvals}
+
+
 def _tally(zone: Zone, db: Session, actor: Identity, request: ExportRequest) -> str | None:
     """approve / return / reject once enough reviewers voted on every file, else None."""
     file_ids = {f.id for f in request.files}
-    by_reviewer: dict[str, dict[int, VoteDecision]] = {}
-    for v in request.votes:
-        if v.round == request.round:
-            by_reviewer.setdefault(v.reviewer, {})[v.file_id] = v.decision
-    complete = [d for d in by_reviewer.values() if set(d) == file_ids]
+    complete = _complete([(v.reviewer, v.file_id, v.decision) for v in request.votes
+                          if v.round == request.round], file_ids)
     if len(complete) < request.required_approvals:
         return None
     per_file = [{d[file_id] for d in complete} for file_id in file_ids]
@@ -114,3 +139,49 @@ def _tally(zone: Zone, db: Session, actor: Identity, request: ExportRequest) -> 
     if decisions == {VoteDecision.APPROVE}:
         return "approve"
     return "return"
+
+
+# -- reading, for the review pages ----------------------------------------------------------
+def review_view(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
+    """The live review as a reviewer who may vote now sees it: the stored previews (read
+    through :func:`previews`: ``export.preview``, audited), the request with their own
+    votes only, and the votes so far as a count."""
+    shown = previews(zone, actor, request_id)
+    with zone.sessions() as db:
+        request = get(db, request_id)
+        seen = authorize(db, zone, actor, request, "export.view")
+        return {**describe(request, actor, seen), "previews": shown,
+                "progress": progress(request),
+                "may_vote": allowed("export.vote", actor, seen)}
+
+
+def outcome(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
+    """The request for anyone who may view it, in any state: the votes so far as a count,
+    the votes themselves once the review ended (``describe`` keeps them blind before),
+    and whether this caller may open the live review or revoke the release."""
+    with zone.sessions() as db:
+        request = get(db, request_id)
+        seen = authorize(db, zone, actor, request, "export.view")
+        return {**describe(request, actor, seen), "progress": progress(request),
+                "may_review": allowed("export.preview", actor, seen),
+                "may_revoke": allowed("export.revoke", actor, seen)}
+
+
+def queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
+    """The review queue (``service.review_queue``), each with its votes so far as a count."""
+    waiting = review_queue(zone, actor)
+    if not waiting:
+        return waiting
+    with zone.sessions() as db:
+        rows = db.execute(select(ReviewVote.request_id, ReviewVote.reviewer,
+                                 ReviewVote.file_id, ReviewVote.round)
+                          .where(ReviewVote.request_id.in_([r["id"] for r in waiting])))
+        votes: dict[str, list[tuple[str, int, int]]] = {}
+        for request_id, reviewer, file_id, round_no in rows:
+            votes.setdefault(request_id, []).append((reviewer, file_id, round_no))
+    for item in waiting:
+        ballots = [(who, fid, None) for who, fid, round_no in votes.get(item["id"], [])
+                   if round_no == item["round"]]
+        done = _complete(ballots, {f["id"] for f in item["files"]})
+        item["progress"] = {"done": len(done), "needed": item["required_approvals"]}
+    return waiting

@@ -8,19 +8,23 @@ audited. Checks run in the background (``checking``), the review and the release
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
-from dataclasses import replace
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..checks.filetypes import sniff
 from ..checks.findings import load_rules
-from ..checks.runner import admissible, is_evidence
-from ..errors import Conflict, InvalidInput, NotFound
-from ..models import ExportFile, ExportRequest, ExportStatus
+from ..checks.runner import FileInput, admissible, check_request, is_evidence
+from ..checks.sidecars import attach_evidence, sidecar_of
+from ..errors import Conflict, InvalidInput, NotFound, SafezoneError
+from ..models import AuditEvent, ExportFile, ExportRequest, ExportStatus, VoteDecision
 from ..permissions import Identity, Subject, allowed, relations, require
 from ..projects import get_project
 from ..standing import standing
@@ -34,6 +38,8 @@ S = ExportStatus
 OUTBOX, QUARANTINE, RELEASED = "outbox", "egress-quarantine", "released"
 SNIFF_BYTES = 64 * 1024
 MAX_TITLE, MAX_JUSTIFICATION, MAX_GROUP = 200, 4000, 100
+OUTBOX_LIMIT = 1000  # files listed from one outbox
+DRY_RUNS = threading.BoundedSemaphore(2)  # dry runs checked at once (each up to a request)
 ZONE_TEXT = ("내부에서 작성됨 — 노트북과 심사자에게만 보입니다 / written inside the zone — "
              "shown in the notebook and to reviewers")
 
@@ -109,13 +115,24 @@ def _clean_files(files: list[dict[str, str]], limit: int) -> list[dict[str, str]
 
 # -- researcher ----------------------------------------------------------------------------
 def outbox_listing(zone: Zone, actor: Identity, project_name: str) -> list[dict[str, Any]]:
-    """The files the caller may choose from: ``outbox/<project>/<user>/``."""
+    """The files the caller may choose from: ``outbox/<project>/<user>/``, each with its
+    size, last change, folder and name, whether it is an evidence sidecar and whether it
+    has one (at most :data:`OUTBOX_LIMIT` files)."""
     with zone.sessions() as db:
         project = get_project(db, project_name)
         require("export.outbox", actor, standing(db, zone.now(), project.id, actor))
     prefix = f"{project_name}/{actor.name}/"
-    return [{"path": key.removeprefix(prefix), "size": size}
-            for key, size in zone.broker.list_keys(OUTBOX, prefix)]
+    found = [(key.removeprefix(prefix), size, modified)
+             for key, size, modified in zone.broker.list_entries(OUTBOX, prefix, OUTBOX_LIMIT)]
+    names = {path for path, _, _ in found}
+    out = []
+    for path, size, modified in found:
+        folder, _, name = path.rpartition("/")
+        out.append({"path": path, "size": size,
+                    "modified": modified.isoformat() if modified else None,
+                    "folder": folder, "name": name, "evidence": is_evidence(path),
+                    "has_evidence": sidecar_of(path) in names})
+    return out
 
 
 def create_request(zone: Zone, actor: Identity, project_name: str, title: str,
@@ -245,6 +262,15 @@ def withdraw(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         return describe(request, actor, seen)
 
 
+def may_withdraw(zone: Zone, actor: Identity, request_id: str) -> None:
+    """Refuse exactly as :func:`withdraw` would, changing nothing (a confirmation step
+    asks only those who may withdraw, in a state that allows it)."""
+    with zone.sessions() as db:
+        request = get(db, request_id)
+        authorize(db, zone, actor, request, "export.withdraw")
+        next_state("withdraw", request.status)
+
+
 # -- reading ---------------------------------------------------------------------------------
 def describe(request: ExportRequest, viewer: Identity, seen: Subject) -> dict[str, Any]:
     """The request as ``viewer`` (standing to it as ``seen``) may see it: votes stay blind
@@ -305,7 +331,8 @@ def requester_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
     def plain(finding: dict[str, Any]) -> dict[str, Any]:
         spec = messages.get(finding["rule"], {})
-        kept = {k: finding[k] for k in ("rule", "severity", "row") if k in finding}
+        kept = {k: finding[k] for k in ("rule", "severity", "row", "more", "unexamined")
+                if k in finding}  # where, and how many (tallies): no text from the files
         return {**kept, "message_en": _unfilled(spec.get("en", "")),
                 "message_ko": _unfilled(spec.get("ko", ""))}
 
@@ -350,3 +377,209 @@ def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
             if allowed("export.vote", actor, seen) or allowed("export.release", actor, seen):
                 out.append(describe(request, actor, seen))
         return out
+
+
+# -- the request form: its rules, the dry run, the steps of a request -----------------------
+class TooBusy(SafezoneError):
+    """Enough dry runs are being checked right now; try again in a moment."""
+
+    status_code = 429
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request form: where (``title``, ``files``, ``file:<path>``,
+    ``why:<path>``) and what (``code``), with the limit and the size found."""
+
+    field: str
+    code: str
+    limit: int | None = None
+    found: int | None = None
+
+
+@dataclass
+class DraftCheck:
+    """The form's problems, the caller's outbox and the entries to create (evidence
+    sidecars attached)."""
+
+    problems: list[Problem]
+    listing: list[dict[str, Any]]
+    entries: list[dict[str, str]] = field(default_factory=list)
+
+
+def _length(problems: list[Problem], where: str, text: str, limit: int) -> None:
+    if not text.strip():
+        problems.append(Problem(where, "blank"))
+    elif len(text) > limit:
+        problems.append(Problem(where, "too_long", limit, len(text)))
+
+
+def check_draft(zone: Zone, actor: Identity, project_name: str, title: str,
+                files: list[dict[str, str]], *, dry_run: bool = False) -> DraftCheck:
+    """Every rule of the request form before anything is created: a title, at least one
+    file of the caller's outbox (never an evidence sidecar: those are attached), a
+    justification per file, the text and size limits, and kinds that may leave (read
+    from each file's head). ``dry_run``: only what the dry run needs (files, sizes)."""
+    rules = load_rules()
+    listing = outbox_listing(zone, actor, project_name)  # the permission table decides
+    sizes = {f["path"]: f["size"] for f in listing}
+    problems: list[Problem] = []
+    if not dry_run:
+        _length(problems, "title", title, MAX_TITLE)
+    if not files:
+        problems.append(Problem("files", "none"))
+    chosen: list[dict[str, str]] = []
+    for item in files:
+        path = item.get("path", "")
+        try:
+            check_outbox_path(path)
+        except InvalidInput:
+            problems.append(Problem(f"file:{path}", "bad_path"))
+            continue
+        if is_evidence(path):
+            problems.append(Problem(f"file:{path}", "evidence"))
+        elif path not in sizes:
+            problems.append(Problem(f"file:{path}", "missing"))
+        elif any(c["path"] == path for c in chosen):
+            problems.append(Problem(f"file:{path}", "duplicate"))
+        else:
+            chosen.append(item)
+            if sizes[path] > rules.files["max_file_bytes"]:
+                problems.append(Problem(f"file:{path}", "too_large",
+                                        rules.files["max_file_bytes"], sizes[path]))
+            if not dry_run:
+                _length(problems, f"why:{path}", item.get("justification", ""),
+                        MAX_JUSTIFICATION)
+    entries = attach_evidence(chosen, set(sizes))
+    if len(entries) > rules.files["max_files"]:
+        problems.append(Problem("files", "too_many", rules.files["max_files"], len(entries)))
+    total = sum(sizes[e["path"]] for e in entries)
+    if total > rules.files["max_request_bytes"]:
+        problems.append(Problem("files", "request_too_large", rules.files["max_request_bytes"],
+                                total))
+    if not dry_run and not problems:
+        prefix = f"{project_name}/{actor.name}/"
+        for item in chosen:
+            try:
+                _, head = zone.broker.read_head(OUTBOX, prefix + item["path"], SNIFF_BYTES)
+            except ObjectMissing:
+                problems.append(Problem(f"file:{item['path']}", "missing"))
+                continue
+            if admissible(item["path"], head, rules):
+                problems.append(Problem(f"file:{item['path']}",
+                                        f"refused:{sniff(item['path'], head, complete=False)}"))
+    return DraftCheck(problems, listing, entries)
+
+
+def dry_run(zone: Zone, actor: Identity, project_name: str, paths: list[str]
+            ) -> dict[str, Any]:
+    """The checks a submit would run, on files of the caller's own outbox, now, without
+    creating a request: nothing is frozen, stored or reviewed. Evidence sidecars are
+    attached as on submit; the same file and request limits bound the work. The findings
+    come as the requester sees them after a submit (no text taken from the files; inside
+    the zone also the column of each finding)."""
+    from .checking import _context  # the check worker's context: datasets, releases
+    from .review_policy import review_policy
+
+    rules = load_rules()
+    with zone.sessions() as db:
+        project = get_project(db, project_name)
+        require("export.dry_run", actor, standing(db, zone.now(), project.id, actor))
+        project_id = project.id
+    if not paths:
+        raise InvalidInput("choose at least one file from your outbox")
+    clean = list(dict.fromkeys(check_outbox_path(p) for p in paths))
+    prefix = f"{project_name}/{actor.name}/"
+    names = {key.removeprefix(prefix)
+             for key, _, _ in zone.broker.list_entries(OUTBOX, prefix, OUTBOX_LIMIT)}
+    chosen = [e["path"] for e in attach_evidence([{"path": p} for p in clean], names)]
+    if len(chosen) > rules.files["max_files"]:
+        raise InvalidInput(f"at most {rules.files['max_files']} files per request")
+    if not DRY_RUNS.acquire(blocking=False):
+        raise TooBusy("other dry runs are being checked right now; try again in a minute")
+    try:
+        inputs = _read_outbox(zone, prefix, chosen, rules.files)
+        outcome = check_request("dry-run", inputs, _context(zone, project_id), rules)
+    finally:
+        DRY_RUNS.release()
+    record = _dry_record(outcome.record, actor.inside)
+    with zone.unit_of_work() as db:
+        zone.record(db, actor, "export.dry_run", f"project:{project_name}", files=chosen,
+                    summary=record["summary"])
+    return {"project": project_name, "files": chosen, "record": record,
+            "approvals_needed": review_policy(project_name).approvals_needed(
+                bool(record["flagged"]))}
+
+
+def _read_outbox(zone: Zone, prefix: str, paths: list[str], limits: dict[str, Any]
+                 ) -> list[FileInput]:
+    """The files' bytes, each and all together within the submit limits."""
+    inputs, total = [], 0
+    for path in paths:
+        try:
+            data = zone.broker.read_object(OUTBOX, prefix + path, limits["max_file_bytes"])
+        except ObjectMissing:
+            raise InvalidInput(f"{path} is not in your outbox") from None
+        except ObjectTooLarge:
+            raise InvalidInput(f"{path} is over the limit of {limits['max_file_bytes']} "
+                               "bytes") from None
+        total += len(data)
+        if total > limits["max_request_bytes"]:
+            raise InvalidInput(f"the files add up to more than the request limit of "
+                               f"{limits['max_request_bytes']} bytes")
+        inputs.append(FileInput(path, data, hashlib.sha256(data).hexdigest()))
+    return inputs
+
+
+def _dry_record(record: dict[str, Any], inside: bool) -> dict[str, Any]:
+    """The record as the requester reads it; inside the zone with each finding's column
+    (a name from the caller's own file, read where the file is)."""
+    plain = requester_record(record) or {}
+    if inside:
+        for full, shown in zip(record["files"], plain["files"], strict=True):
+            for original, kept in zip(full["findings"], shown["findings"], strict=True):
+                if original.get("column"):
+                    kept["column"] = original["column"]
+    return plain
+
+
+STEPS = {"export.created": "created", "export.submit": "submitted",
+         "export.finish_checks": "checked", "export.approve": "decided",
+         "export.return": "decided", "export.reject": "decided",
+         "export.release": "released", "export.withdraw": "withdrawn",
+         "export.revoke": "revoked"}
+STEP_ORDER = ("created", "submitted", "checked", "decided", "released", "withdrawn",
+              "revoked")
+
+
+def progress(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
+    """Where a request stands: the date of each step (from the audit trail; the latest
+    round's), the approvals it needs and has (a count, never whose or on what)."""
+    with zone.sessions() as db:
+        request = get(db, request_id)
+        authorize(db, zone, actor, request, "export.view")
+        events = db.execute(select(AuditEvent.action, AuditEvent.ts).where(
+            AuditEvent.subject == f"export:{request.id}",
+            AuditEvent.action.in_(list(STEPS))).order_by(AuditEvent.seq)).all()
+        dates: dict[str, str] = {"created": request.created_at.isoformat()}
+        for event_action, ts in events:
+            step = STEPS[event_action]
+            if step == "submitted":  # a new round: the later steps start again
+                for later in ("checked", "decided", "released"):
+                    dates.pop(later, None)
+            dates[step] = ts
+        steps = [{"step": step, "at": dates.get(step)} for step in STEP_ORDER
+                 if step in dates or step not in {"withdrawn", "revoked"}]
+        return {"steps": steps, "round": request.round,
+                "approvals": {"given": _approvals(request),
+                              "needed": request.required_approvals}}
+
+
+def _approvals(request: ExportRequest) -> int:
+    """Reviewers who approved every file of the current round."""
+    wanted = {f.id for f in request.files}
+    approved: dict[str, set[int]] = {}
+    for v in request.votes:
+        if v.round == request.round and v.decision is VoteDecision.APPROVE:
+            approved.setdefault(v.reviewer, set()).add(v.file_id)
+    return sum(1 for files in approved.values() if files >= wanted)

@@ -347,6 +347,19 @@ class StorageBroker:
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             raise StorageError(f"MinIO could not list {bucket}/{prefix}: {exc}") from exc
 
+    def list_entries(self, bucket: str, prefix: str, limit: int = 1000
+                     ) -> list[tuple[str, int, datetime | None]]:
+        """(key, size, last modified) of the objects under ``prefix``, at most ``limit``."""
+        try:
+            found = []
+            for obj in self.s3.list_objects(bucket, prefix=prefix, recursive=True):
+                found.append((obj.object_name, obj.size or 0, obj.last_modified))
+                if len(found) >= limit:
+                    break
+            return found
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not list {bucket}/{prefix}: {exc}") from exc
+
     def delete_object(self, bucket: str, key: str) -> None:
         try:
             self.s3.remove_object(bucket, key)

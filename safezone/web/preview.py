@@ -44,6 +44,7 @@ def _tables(result: FileResult, cfg: dict) -> list[dict]:
         if table.num_columns > len(columns):
             notes.append(f"first {len(columns)} of {table.num_columns} columns")
         out.append({"name": name, "columns": columns, "total": table.num_rows,
+                    "total_columns": table.num_columns,
                     "rows": [[_cell(v, cfg["max_cell_chars"]) for v in row.values()]
                              for row in part.to_pylist()],
                     "note": "; ".join(notes) or None})

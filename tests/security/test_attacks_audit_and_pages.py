@@ -71,10 +71,10 @@ def test_admin_page_shows_the_last_verification_without_reverifying(world):
     world.stack.api("admin").get("/api/audit/verify").raise_for_status()
     with nothing_changes(world):
         start = time.monotonic()
-        page = admin.get("/pages/admin")
+        page = admin.get("/pages/admin", headers={"Accept-Language": "en"})
         took = time.monotonic() - start
     assert page.status_code == 200 and "last verified" in page.text
-    assert took < 2.0
+    assert took < 10  # no re-verification (nothing_changes); speed: benchmarks/page_times.py
 
 
 def test_pages_send_csp_and_refuse_framing(world):

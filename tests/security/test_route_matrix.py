@@ -56,6 +56,38 @@ def _expires(world: World) -> dict:
     return {"expires_at": (world.stack.zone.now() + timedelta(days=10)).isoformat()}
 
 
+def _application_body(world: World) -> dict:
+    from safezone.application_rules import load_rules
+
+    until = (world.stack.zone.now() + timedelta(days=30)).date().isoformat()
+    return {"purpose": "a matrix study of access decisions", "datasets": [world.dataset],
+            "until": until, "pledge_accepted": True,
+            "pledge_version": load_rules().pledge.version}
+
+
+def _application_decision(world: World) -> dict:
+    return {"expires_at": (world.stack.zone.now() + timedelta(days=10)).date().isoformat(),
+            "new_project": unique("mxa")}
+
+
+APPLICATIONS: dict[str, str] = {}  # alice's application the reading routes look at
+
+
+def _application(world: World, fresh: bool) -> str:
+    """An application of alice's, with a research plan (a new one for each decision)."""
+    from safezone import applications
+    from safezone.applications import Plan
+
+    if fresh or "shared" not in APPLICATIONS:
+        made = applications.submit(world.stack.zone, Identity("alice", "user", frozenset()),
+                                   plan=Plan("plan.txt", b"matrix plan"), language="en",
+                                   **{**_application_body(world), "pledge_accepted": True})
+        if fresh:
+            return made["id"]
+        APPLICATIONS["shared"] = made["id"]
+    return APPLICATIONS["shared"]
+
+
 CALLS: list[Call] = [
     Call("GET", "/api/health", "health.read"),
     Call("GET", "/api/me", "me.read"),
@@ -96,6 +128,8 @@ CALLS: list[Call] = [
     Call("GET", "/api/exports/outbox/{project}", "export.outbox", "project"),
     Call("POST", "/api/exports", "export.create", "project",
          body=lambda w: {"project": w.project, "files": [{"path": "t.csv"}]}),
+    Call("POST", "/api/exports/dry-run", "export.dry_run", "project",
+         body=lambda w: {"project": w.project, "files": ["t.csv"]}),
     Call("GET", "/api/exports", "export.list_mine"),
     Call("GET", "/api/review/queue", "export.queue"),
     Call("GET", "/api/exports/{request_id}", "export.view", "export"),
@@ -113,17 +147,50 @@ CALLS: list[Call] = [
          body=lambda w: {"reason": "matrix"}, fresh="export"),
     Call("POST", "/api/exports/{request_id}/files/{file_id}/links", "export.link", "export"),
     Call("POST", "/api/download", "export.download", "export", fresh="link"),
+    # applications for access: alice's (subject "self"), fresh ones for the decisions
+    Call("GET", "/api/applications/pledge", "application.terms"),
+    Call("POST", "/api/applications", "application.submit", body=_application_body),
+    Call("GET", "/api/applications", "application.list"),
+    Call("GET", "/api/applications/{application_id}", "application.view", "self"),
+    Call("GET", "/api/applications/{application_id}/plan", "application.plan", "self"),
+    Call("POST", "/api/applications/{application_id}/withdraw", "application.withdraw",
+         "self", fresh="application"),
+    Call("POST", "/api/applications/{application_id}/approve", "application.approve", "self",
+         fresh="application", body=_application_decision),
+    Call("POST", "/api/applications/{application_id}/reject", "application.reject", "self",
+         fresh="application", body=lambda w: {"reason": "matrix"}),
+    Call("GET", "/pages/catalogue", "catalogue.read"),
+    Call("GET", "/pages/catalogue/{name}", "catalogue.read"),
+    Call("GET", "/pages/apply", "application.submit"),
+    Call("POST", "/pages/apply", "application.submit", form=True,
+         body=lambda w: {**_application_body(w), "datasets": w.dataset, "fellows": "",
+                         "pledge_accepted": "yes"}),
+    Call("GET", "/pages/applications", "application.list"),
+    Call("GET", "/pages/admin/applications", "application.queue"),
+    Call("GET", "/pages/applications/{application_id}", "application.view", "self"),
+    Call("GET", "/pages/applications/{application_id}/plan", "application.plan", "self"),
+    Call("POST", "/pages/applications/{application_id}/withdraw", "application.withdraw",
+         "self", form=True, fresh="application"),
+    Call("POST", "/pages/applications/{application_id}/approve", "application.approve",
+         "self", form=True, fresh="application",
+         body=lambda w: {**_application_decision(w), "target": "new"}),
+    Call("POST", "/pages/applications/{application_id}/reject", "application.reject", "self",
+         form=True, fresh="application", body=lambda w: {"reason": "matrix"}),
     # pages (browser sessions; API tokens are sent to the login)
     Call("GET", "/oauth_callback", "session.login"),
     Call("POST", "/pages/logout", "session.logout", form=True, fresh="session"),
-    Call("GET", "/pages/", "export.list_mine"),
+    Call("GET", "/pages/language", "page.language"),
+    Call("GET", "/pages/", "page.home"),
+    Call("GET", "/pages/projects/{name}/requests/new", "export.outbox", "project"),
     Call("POST", "/pages/requests", "export.create", "project", form=True,
          body=lambda w: {"project": w.project, "title": "m", "file": "t.csv"}),
     Call("GET", "/pages/requests/{request_id}", "export.view", "export"),
     Call("POST", "/pages/requests/{request_id}/submit", "export.submit", "export", form=True,
          fresh="export"),
+    Call("POST", "/pages/projects/{name}/requests/dry-run", "export.dry_run", "project",
+         form=True, body=lambda w: {"file": "t.csv"}),
     Call("POST", "/pages/requests/{request_id}/withdraw", "export.withdraw", "export",
-         form=True, fresh="export"),
+         form=True, fresh="export", body=lambda w: {"confirm": "yes"}),
     Call("POST", "/pages/requests/{request_id}/files/{file_id}/download", "export.link",
          "export", form=True),
     Call("POST", "/pages/download", "export.download", "export", form=True, fresh="link"),
@@ -132,8 +199,35 @@ CALLS: list[Call] = [
     Call("POST", "/pages/review/{request_id}/vote", "export.vote", "export", form=True,
          fresh="export", body=lambda w: {"file_id": "0", "decision": "reject",
                                           "comment": "matrix"}),
+    Call("GET", "/pages/review/{request_id}/outcome", "export.view", "export"),
+    Call("POST", "/pages/review/{request_id}/revoke", "export.revoke", "export", form=True,
+         fresh="export", body=lambda w: {"reason": "matrix"}),
     Call("GET", "/pages/admin", "admin.page"),
     Call("GET", "/pages/admin/datasets/{name}/report", "dataset.report"),
+    Call("POST", "/pages/admin/projects", "project.create", form=True,
+         body=lambda w: {"name": unique("mxp"), "title": "matrix"}),
+    Call("GET", "/pages/admin/projects/{name}", "admin.page", "project"),
+    Call("POST", "/pages/admin/projects/{name}/archive", "project.archive", "project",
+         form=True, fresh="project"),
+    Call("POST", "/pages/admin/projects/{name}/datasets", "project.attach", "project",
+         form=True, body=lambda w: {"dataset": w.dataset}),
+    Call("POST", "/pages/admin/projects/{name}/datasets/{dataset}/detach", "project.detach",
+         "project", form=True, fresh="project"),
+    Call("POST", "/pages/admin/projects/{name}/terminals", "project.set_terminals", "project",
+         form=True, body=lambda w: {"enabled": "1"}, fresh="project"),
+    Call("POST", "/pages/admin/projects/{name}/members/{user}/approve", "membership.approve",
+         "project", form=True, fresh="project", body=lambda w: {
+             "expires_on": (w.stack.zone.now() + timedelta(days=10)).date().isoformat()}),
+    Call("POST", "/pages/admin/projects/{name}/members/{user}/reject", "membership.reject",
+         "project", form=True, body=lambda w: {"reason": "no"}, fresh="project"),
+    Call("POST", "/pages/admin/projects/{name}/members/{user}/revoke", "membership.revoke",
+         "project", form=True, body=lambda w: {"reason": "no"}, fresh="project"),
+    Call("POST", "/pages/admin/datasets/{name}/publish", "dataset.publish", form=True,
+         fresh="dataset"),
+    Call("POST", "/pages/admin/datasets/{name}/withdraw", "dataset.withdraw", form=True,
+         fresh="dataset"),
+    Call("GET", "/pages/admin/audit", "audit.read"),
+    Call("POST", "/pages/admin/audit/verify", "audit.verify", form=True),
 ]
 
 CELLS: list[int] = []  # cells run, for the printed matrix size
@@ -179,7 +273,8 @@ def _subject_ids(world: World, call: Call, state: str | None, allowed: bool,
         if call.action == "membership.revoke":
             stack.api("admin").post(f"/api/projects/{ids['name']}/members/{TARGET}/approve",
                                     json=_expires(world)).raise_for_status()
-    if call.route.startswith(("/api/datasets/", "/api/catalogue/")) \
+    if call.route.startswith(("/api/datasets/", "/api/catalogue/",
+                           "/pages/admin/datasets/")) \
             or call.action == "dataset.report":
         ids["name"] = world.dataset
         if call.fresh == "dataset" and allowed:
@@ -188,6 +283,10 @@ def _subject_ids(world: World, call: Call, state: str | None, allowed: bool,
             ids["name"] = unique("deid-mx")
             attested_dataset(stack.zone, ids["name"])
             stack.api("admin").post(f"/api/datasets/{ids['name']}/publish").raise_for_status()
+    if "{application_id}" in call.route:
+        ids["application_id"] = _application(world, call.fresh == "application")
+    if call.route.startswith("/pages/catalogue/"):
+        ids["name"] = world.dataset
     if call.fresh == "grant":
         granted = stack.api("spawner").post("/api/sessions", json={
             "user": "alice", "project": world.project})

@@ -17,9 +17,18 @@ c.ServerApp.contents_manager_class = "safezone.notebook_server.SafeContentsManag
 # administrator switched them on (the session grant's SAFEZONE_TERMINALS).
 c.ServerApp.jpserver_extensions.update({"safezone.notebook_server": True})
 c.ServerApp.terminals_enabled = os.environ.get("SAFEZONE_TERMINALS") == "1"
-# No news or update checks (they call out, and the pop-up confuses people).
+# No news or update checks (they call out, and the pop-up confuses people); the Lab's own
+# settings say so too (labconfig/default_setting_overrides.json: fetchNews, checkForUpdates).
 c.LabApp.news_url = None
 c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+# JupyterLab in the researcher's language (SAFEZONE_LANGUAGE, chosen by the spawner from
+# the Safezone pages' language): read-only settings defaults per language beside this file
+# (lab-settings/<language>/overrides.json: the Korean language pack or English). The
+# researcher may still pick another language in the Lab; that choice is theirs to keep.
+language = os.environ.get("SAFEZONE_LANGUAGE", "ko")
+c.LabApp.app_settings_dir = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "lab-settings",
+    language if language in ("ko", "en") else "ko")
 # Dumping a dataset to the browser cell by cell is slow and visible.
 c.ZMQChannelsWebsocketConnection.limit_rate = True
 c.ZMQChannelsWebsocketConnection.iopub_data_rate_limit = 1_000_000  # bytes per second
