@@ -10,13 +10,14 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .clock import end_of_day
 from .config import POLICIES_DIR
 from .errors import InvalidInput, SafezoneError
 
@@ -163,8 +164,8 @@ def add_months(day: date, months: int) -> date:
 
 
 def end_of(day: date) -> datetime:
-    """The last second of ``day`` (UTC): access granted "until" a date lasts all of it."""
-    return datetime.combine(day, time(23, 59, 59), UTC)
+    """The last second of ``day`` where the zone is: access "until" a date lasts all of it."""
+    return end_of_day(day)
 
 
 def parse_day(value: Any) -> date | None:

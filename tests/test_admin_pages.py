@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from safezone import audit_status, memberships, projects
 from safezone.audit import EventFilter
+from safezone.clock import end_of_day
 from safezone.models import AuditEvent, ExportRequest, ExportStatus, Membership, Project
 from safezone.permissions import ADMIN_SCOPE, Identity
 from safezone.web.session import COOKIE, csrf_token
@@ -213,9 +214,11 @@ def test_members_are_approved_extended_revoked_and_rejected(stack, admin):
     assert "frank approved." in done.text
     frank = members_of(stack, project)["frank"]
     assert frank["status"] == "approved"
-    assert frank["expires_at"].startswith(f"{until.isoformat()}T23:59:59")
+    ends = end_of_day(until)  # the chosen day's last second where the zone is (KST)
+    assert datetime.fromisoformat(frank["expires_at"]) == ends
     [approved] = events(stack, "membership.approved", f"project:{project}/user:frank")
-    assert approved.actor == "admin" and approved.data["expires_at"].startswith(until.isoformat())
+    assert approved.actor == "admin"
+    assert datetime.fromisoformat(approved.data["expires_at"]) == ends
 
     later = today + timedelta(days=90)
     extended = follow(stack, admin, form(admin, approve, expires_on=later.isoformat(),

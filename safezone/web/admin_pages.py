@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from .. import audit_status, datasets, memberships, projects
 from ..api.actions import action
 from ..audit import EventFilter
+from ..clock import end_of_day
 from ..deid.pipeline import REPORT_KEYS
 from ..errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from ..models import Classification, DatasetStatus
@@ -64,14 +65,14 @@ def flash(kit: PageKit, request: Request) -> str:
 
 
 def expiry(kit: PageKit, request: Request, typed: str) -> datetime:
-    """The end of the chosen day (UTC); the service decides whether it may be."""
+    """The end of the chosen day where the zone is; the service decides whether it may be."""
     if not typed:
         raise InvalidInput(kit.text(request, N_("Choose the day access ends.")))
     try:
         day = date.fromisoformat(typed)
     except ValueError:
         raise InvalidInput(kit.text(request, N_("Enter the day as YYYY-MM-DD."))) from None
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+    return end_of_day(day)
 
 
 def reason(kit: PageKit, request: Request, typed: str) -> str:

@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ..api.origin import placed
+from ..clock import local
 from ..config import UNISOLATED_DEMO_WARNING_EN, UNISOLATED_DEMO_WARNING_KO
 from ..errors import NotAuthenticated, PermissionDenied
 from ..permissions import Identity
@@ -49,14 +50,19 @@ def human_size(size: int | None, language: str) -> str:
 
 
 def when(moment: datetime | str | None, language: str, *, time: bool = True) -> str:
-    """A date (and time, UTC) in the page's language; blank for none."""
+    """A date (and time, on the zone's clock, with its zone) in the page's language; blank
+    for none."""
     if not moment or isinstance(moment, jinja2.Undefined):
         return ""
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
+    if not isinstance(moment, datetime):  # a calendar day (an application's period)
+        return format_date(moment, "medium", locale=language)
+    moment = local(moment)
     if not time:
         return format_date(moment, "medium", locale=language)
-    return format_datetime(moment, "medium", tzinfo=None, locale=language)
+    shown = format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=language)
+    return f"{shown} {moment.tzname()}"
 
 
 @cache
