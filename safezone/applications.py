@@ -444,12 +444,12 @@ def approve(zone: Zone, actor: Identity, application_id: str, expires_at: Any, *
     (``application.approval_failed``), and approving again continues from there."""
     with zone.sessions() as db:
         a = _find(db, application_id)
-        target = (new_project or project or a.project or "").strip() or None
-        subject = _deciding(db, zone, actor, a, target)
+    name, create, problems = _target(zone, a, project, new_project, title)
+    with zone.sessions() as db:  # conflicts judged on the project it would really join
+        subject = _deciding(db, zone, actor, a, name or None)
     require("application.approve", actor, subject)
     _pending(a, "approve")
     moment, problem = _expiry(expires_at, a, zone.now())
-    name, create, problems = _target(zone, a, project, new_project, title)
     problems = ([problem] if problem else []) + problems
     gone = _unpublished(zone, a.datasets)
     if gone:

@@ -287,7 +287,9 @@ def _md(text: str) -> str:
 
 
 def _code_name(text: str) -> str:
-    return str(text).replace("`", "'")
+    """A name shown as code in Markdown: no backticks, line breaks or table pipes, so a
+    column or dataset name cannot end the code span and write Markdown of its own."""
+    return " ".join(str(text).replace("`", "'").replace("|", "/").split())
 
 
 def _day(moment: datetime, language: str) -> str:
@@ -417,7 +419,7 @@ def build(welcome: Welcome, language: str) -> dict[str, Any]:
     ]
     if columns:
         cells.append(nbf.new_code_cell(table_code(columns, words)))
-    a, b = columns or ("a", "b")
+    a, b = (_code_name(c) for c in columns or ("a", "b"))
     cells.append(nbf.new_markdown_cell("\n\n".join([words["export_heading"], words["export"]
                                                      .format(table=SAMPLE_TABLE, a=a, b=b,
                                                              **links)])))

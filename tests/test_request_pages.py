@@ -253,7 +253,8 @@ def test_request_page_after_submit_shows_findings_approvals_steps(stack, alice):
     assert page.status_code == 200
     html = unescape(page.text)
     assert '<span class="status" id="status">In review</span>' in html
-    assert "0 of 2 approvals" in html and "Reviewers are checking your files" in html
+    assert "2 independent approvals needed; how reviewers voted stays hidden" in html  # blind
+    assert "Reviewers are checking your files" in html
     assert rule_help("T001", "en")["fix"] in html and "(1 found)" in html
     steps = re.findall(r"<li class=\"(done|todo)\">([^:<]+):", html)
     assert [s for s in steps if s[0] == "done"] == [

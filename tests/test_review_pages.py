@@ -162,14 +162,14 @@ def test_blind_review_counts_the_other_vote_without_showing_it(stack, project):
 
     dave = page_client(stack, "dave")
     page = dave.get(f"pages/review/{rid}").text
-    assert "1 of 2 approvals" in page
+    assert "1 of 2 reviewers have voted" in page
     assert "first-secret-comment" not in page and "Your vote:" not in page
     assert f'<form method="post" action="/services/safezone/pages/review/{rid}/vote"' in page
     outcome = dave.get(f"pages/review/{rid}/outcome").text
-    assert "1 of 2 approvals" in outcome and "first-secret-comment" not in outcome
+    assert "1 of 2 reviewers have voted" in outcome and "first-secret-comment" not in outcome
     assert "You have not voted on this request yet." in outcome
     queue = dave.get("pages/review").text
-    assert "1 of 2 approvals" in queue and "first-secret-comment" not in queue
+    assert "1 of 2 reviewers have voted" in queue and "first-secret-comment" not in queue
 
     voted = dave.post(f"pages/review/{rid}/vote", data=form(
         dave, file_id=str(fid), decision="reject", comment="second comment\non two lines"),
@@ -251,7 +251,8 @@ def test_queue_lists_titles_projects_requesters_checks_and_votes(stack, project)
     assert ">Cancer counts by region</a>" in row and f">{view['id']}<" not in html
     assert f"<td>{setup.project}</td><td>alice</td>" in row
     assert when(view["created_at"], "en", time=False) in row
-    assert "In review" in row and re.search(r"Fail \d", row) and "0 of 2 approvals" in row
+    assert "In review" in row and re.search(r"Fail \d", row)
+    assert "0 of 2 reviewers have voted" in row
     assert "in_review" not in html
 
 

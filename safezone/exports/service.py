@@ -571,8 +571,9 @@ def progress(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         steps = [{"step": step, "at": dates.get(step)} for step in STEP_ORDER
                  if step in dates or step not in {"withdrawn", "revoked"}]
         return {"steps": steps, "round": request.round,
-                "approvals": {"given": _approvals(request),
-                              "needed": request.required_approvals}}
+                # how many approved is a tally of blind votes: shown once the review ended
+                "approvals": {"given": None if request.status is S.IN_REVIEW
+                              else _approvals(request), "needed": request.required_approvals}}
 
 
 def _approvals(request: ExportRequest) -> int:

@@ -251,6 +251,7 @@ def routes(kit: PageKit) -> APIRouter:
     async def approve(request: Request, name: str, user: str) -> Response:
         """Approve an application, approve again, or extend (``extend=1``): each sets a
         new expiry (the state machine lets an approval be approved again)."""
+        kit.who(request)  # a login before any form is read (kit.posted checks CSRF next)
         extend = (await request.form()).get("extend") == "1"
 
         def change(me: Identity, form: Any) -> tuple[str, str]:

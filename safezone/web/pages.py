@@ -98,7 +98,7 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
             application_queue=applications.queue(zone, me) if me.is_admin else [],
             requests=service.my_requests(zone, me),
             queue=service.review_queue(zone, me) if me.is_reviewer else [],
-            waiting=waiting, ending=ending, flash=request.query_params.get("flash"))
+            waiting=waiting, ending=ending)
 
     for module in (request_pages, review_pages, admin_pages, catalogue_pages,
                    application_pages):
