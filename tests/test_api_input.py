@@ -133,3 +133,26 @@ def test_users_cannot_issue_grants_for_themselves(stack):
 def test_users_cannot_see_each_others_projects(stack):
     assert stack.api("bob").get("/api/users/alice/projects").status_code == 403
     assert stack.api("alice").get("/api/users/alice/projects").status_code == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_cap_is_413_before_any_route_reads_it(stack, chunked):
+    """Declared or not (chunked), no route parses more than the largest legitimate body."""
+    from safezone.api.body_limit import MAX_BODY_BYTES
+
+    size = MAX_BODY_BYTES + (1 << 20)
+    admin = stack.api("admin")
+    before = admin.get("/api/applications").json()
+    if chunked:
+        def chunks():
+            for _ in range(size >> 20):
+                yield b"x" * (1 << 20)
+
+        response = admin.post("/api/applications", content=chunks(),
+                              headers={"Content-Type": "application/json"})
+    else:
+        response = admin.post("/api/applications", content=b"x" * size,
+                              headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert "over" in response.json()["error"]
+    assert admin.get("/api/applications").json() == before

@@ -24,6 +24,7 @@ from ..web.session import COOKIE, HubOAuthClient, csrf_ok, logged_out
 from ..zone import Zone
 from .actions import action
 from .applications_routes import applications_router
+from .body_limit import BodyLimit
 from .exports_routes import export_router
 from .headers import SecurityHeaders, ServerTiming
 from .origin import placed
@@ -84,6 +85,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ServerTiming)
+    app.add_middleware(BodyLimit)
     app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
 
     @app.exception_handler(SafezoneError)
