@@ -156,6 +156,7 @@ def test_journey(stack, browser, demo_zone, language, width):
 def _apply(bob: Person, dataset: str) -> None:
     bob.pages()
     bob.shot("01-bob-home")
+    _switch_language_and_back(bob)
     bob.page.get_by_role("link", name=bob._("Data catalogue"), exact=True).first.click()
     bob.page.wait_for_load_state()
     bob.shot("02-catalogue")
@@ -177,6 +178,22 @@ def _apply(bob: Person, dataset: str) -> None:
     bob.shot("05-applied-pending")
     bob.pages()
     assert bob._("Waiting for a decision") in bob.page.locator("#applications").inner_text()
+
+
+def _switch_language_and_back(bob: Person) -> None:
+    """The switch beats the browser's language and is remembered from page to page."""
+    other = {"ko": "en", "en": "ko"}[bob.language]
+    names = {"ko": "한국어", "en": "English"}
+    html = bob.page.locator("html")
+    bob.page.get_by_role("link", name=names[other], exact=True).click()
+    bob.page.wait_for_load_state()
+    assert html.get_attribute("lang") == other
+    bob.pages("catalogue")
+    assert html.get_attribute("lang") == other  # remembered (a cookie), not the header
+    bob.page.get_by_role("link", name=names[bob.language], exact=True).click()
+    bob.page.wait_for_load_state()
+    assert html.get_attribute("lang") == bob.language
+    assert bob.page.url.endswith("/pages/catalogue")  # back on the page it was chosen on
 
 
 def _approve(admin: Person, project: str) -> None:
