@@ -147,14 +147,14 @@ def test_notebook_server_serves_nothing_out(stack, alice_server):
     assert config["news"]["disabled"] is True
 
 
-def test_bob_sees_no_project_and_cannot_start(stack, alice_server):
-    form = hub_login(stack, "bob").get("/hub/spawn").text
+def test_a_person_without_a_project_sees_none_and_cannot_start(stack, alice_server):
+    form = hub_login(stack, "grace").get("/hub/spawn").text
     assert 'id="sz-no-project"' in form and "<option" not in form
-    response = stack.hub_api("bob").post("/users/bob/server",
+    response = stack.hub_api("grace").post("/users/grace/server",
                                          json={"project": alice_server.project})
     assert response.status_code >= 400, response.text
     assert "no approved membership" in response.text
-    assert server_state(stack, "bob") is None
+    assert server_state(stack, "grace") is None
 
 
 def test_forged_options_for_another_project_are_refused(stack, alice_server):

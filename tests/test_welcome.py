@@ -495,12 +495,12 @@ def grants_of(stack, user: str) -> int:
                    .all())
 
 
-def test_bob_without_a_project_is_shown_the_way_and_still_refused(stack):
-    """bob (no approved project) sees where to find data and apply, with no Start button;
+def test_a_person_without_a_project_is_shown_the_way_and_still_refused(stack):
+    """grace (no approved project) sees where to find data and apply, with no Start button;
     a start posted anyway is still refused — on a page that leads to the catalogue."""
-    browser = hub_login(stack, "bob")
+    browser = hub_login(stack, "grace")
     browser.cookies.set("safezone-lang", "en", domain="127.0.0.1", path="/")
-    grants = grants_of(stack, "bob")
+    grants = grants_of(stack, "grace")
     page = browser.get("/hub/spawn")
     assert page.status_code == 200
     assert 'id="sz-no-project"' in page.text
@@ -509,17 +509,17 @@ def test_bob_without_a_project_is_shown_the_way_and_still_refused(stack):
     assert '<button type="submit"' not in page.text
     assert "approved project" in page.text and "apply" in page.text
 
-    refused = browser.post("/hub/spawn/bob", data={"project": "",
+    refused = browser.post("/hub/spawn/grace", data={"project": "",
                                                    "_xsrf": browser.cookies.get("_xsrf")})
     assert refused.status_code == 400
     assert "choose a project" in refused.text
     assert f'href="{PAGES}catalogue"' in refused.text  # the way on, even here
-    forged = browser.post("/hub/spawn/bob", data={"project": "someone-elses",
+    forged = browser.post("/hub/spawn/grace", data={"project": "someone-elses",
                                                   "_xsrf": browser.cookies.get("_xsrf")})
     assert forged.status_code in (403, 404), forged.text[:300]
     assert f'href="{PAGES}catalogue"' in forged.text
-    assert not stack.hub_api("bob").get("/users/bob").json()["servers"]
-    assert grants_of(stack, "bob") == grants
+    assert not stack.hub_api("grace").get("/users/grace").json()["servers"]
+    assert grants_of(stack, "grace") == grants
 
 
 def test_welcome_cells_run_on_the_demo_data(local_zone):  # noqa: F811

@@ -109,8 +109,9 @@ def test_logout_ends_the_page_session_even_for_a_copied_cookie(world):
     browser = browser_session(world.stack, "carol")
     stolen = browser.cookies.get(COOKIE)
     assert browser.get("/pages/").status_code == 200
-    out = browser.post("/pages/logout", data={"_csrf": csrf_token(stolen)})
-    assert out.status_code == 200 and "Logged out" in out.text
+    out = browser.post("/pages/logout", data={"_csrf": csrf_token(stolen)},
+                       headers={"Accept-Language": "en"})
+    assert out.status_code == 200 and "You are logged out" in out.text
     thief = httpx.Client(base_url=f"{world.stack.hub_url}/services/safezone/",
                          cookies={COOKIE: stolen}, headers={"X-Safezone-CSRF":
                                                             csrf_token(stolen)})
