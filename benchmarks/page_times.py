@@ -17,6 +17,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -54,7 +55,7 @@ def seed(stack, console: Console) -> dict[str, str]:
         name = f"bench-{index:02d}"
         projects.create_project(zone, admin, name, f"Benchmark project {index}")
         stack.api("admin").post(f"/api/projects/{name}/members/alice/approve", json={
-            "expires_at": "2099-01-01T00:00:00+00:00"}).raise_for_status()
+            "expires_at": (zone.now() + timedelta(days=300)).isoformat()}).raise_for_status()
         names.append(name)
     s3 = notebook_s3(stack, issue_grant(stack, "alice", first.project))
     s3.put_object(Bucket="outbox", Key=f"{first.project}/alice/tables/counts.csv", Body=TABLE)

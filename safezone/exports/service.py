@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..checks.filetypes import sniff
 from ..checks.findings import load_rules
@@ -360,8 +360,18 @@ def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
     require("export.list_mine", actor)
     with zone.sessions() as db:
         rows = db.scalars(select(ExportRequest).where(ExportRequest.requester == actor.name)
+                          .options(selectinload(ExportRequest.files),
+                                   selectinload(ExportRequest.votes),
+                                   selectinload(ExportRequest.project))
                           .order_by(ExportRequest.created_at.desc()))
-        return [describe(r, actor, subject_of(db, zone, actor, r)) for r in rows]
+        stood: dict[int, Subject] = {}  # one membership look-up per project, not per request
+        found = []
+        for r in rows:
+            if r.project_id not in stood:
+                stood[r.project_id] = subject_of(db, zone, actor, r)
+            seen = replace(stood[r.project_id], requester=r.requester, state=r.status.value)
+            found.append(describe(r, actor, seen))
+        return found
 
 
 def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
