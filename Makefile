@@ -1,4 +1,4 @@
-.PHONY: run test setup lint
+.PHONY: run test setup lint images
 
 run: ## Start the local safe zone with demo data (installs what it needs)
 	scripts/setup.sh
@@ -12,3 +12,6 @@ setup:
 
 lint:
 	.venv/bin/ruff check .
+
+images: ## Build the container images locally with buildah, no registry (root; see images/README.md)
+	scripts/images.sh

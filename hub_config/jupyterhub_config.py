@@ -25,6 +25,9 @@ c.JupyterHub.hub_ip = env("SAFEZONE_HUB_IP", "127.0.0.1")
 c.JupyterHub.hub_port = int(env("SAFEZONE_HUB_PORT", "8081"))
 if env("SAFEZONE_PROXY_API_PORT"):
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env('SAFEZONE_PROXY_API_PORT')}"
+if env("SAFEZONE_PROXY_API_URL"):  # Kubernetes: the proxy is its own Deployment
+    c.ConfigurableHTTPProxy.api_url = env("SAFEZONE_PROXY_API_URL")
+    c.ConfigurableHTTPProxy.should_start = False  # its token: CONFIGPROXY_AUTH_TOKEN
 c.JupyterHub.db_url = env("SAFEZONE_HUB_DB_URL", f"sqlite:///{state_dir}/jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(state_dir, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(state_dir, "jupyterhub.pid")
@@ -32,7 +35,8 @@ c.ConfigurableHTTPProxy.pid_file = os.path.join(state_dir, "jupyterhub-proxy.pid
 c.JupyterHub.cleanup_servers = True
 
 # -- who is who ----------------------------------------------------------------------
-if mode == "local":
+if mode == "local" or (env("SAFEZONE_USERS_FILE") and not env("SAFEZONE_OIDC_ISSUER")):
+    # the demo users file (make run; the chart's hub.demoUsersSecret for evaluation)
     c.JupyterHub.authenticator_class = "spawner.demo_auth.FileAuthenticator"
 # Safezone roles never carry JupyterHub admin: a hub admin can mint tokens for anyone and
 # so act as any reviewer. Hub admin is a break-glass operator role, held by nobody unless

@@ -279,6 +279,31 @@ def deid_upload(file: str, to: str = typer.Option(..., help="raw-bucket/key.csv|
     typer.echo(f"stored {size} bytes in {bucket}/{key}")
 
 
+@deid_app.command("demo")
+def deid_demo(member: str = typer.Option("alice", help="who gets the demo project"),
+              admin: str = typer.Option("admin", help="who approves it (audit)"),
+              key_file: str = typer.Option("", help="pseudonymisation key file; default: a "
+                                           "fresh random key that is not kept")) -> None:
+    """Load the synthetic demo data into a zone (what `make run` seeds), e.g. in a cluster
+    made for evaluation: `kubectl exec deploy/control-plane -- safezone deid demo`."""
+    import secrets
+    from pathlib import Path
+
+    from .errors import SafezoneError
+    from .local import demo
+
+    try:
+        key = (Path(key_file).read_bytes().strip() if key_file
+               else secrets.token_hex(32).encode())
+        demo.seed(_steward_zone(), key, admin_name=admin, member=member)
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    except SafezoneError as exc:
+        raise CliError(exc.message) from None
+    typer.echo(f"demo data ready: project {demo.DEMO_PROJECT}, dataset {demo.DEID_DATASET}, "
+               f"member {member}")
+
+
 @deid_app.command("verify")
 def deid_verify(dataset: str, steward: str = typer.Option("steward", help="who checks (audit)")
                 ) -> None:

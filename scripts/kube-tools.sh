@@ -6,9 +6,11 @@
 #   scripts/kube-tools.sh            # all tools
 #   scripts/kube-tools.sh etcd kwok  # only these
 #
-# Tools: etcd, kube-apiserver, netpolicy (np-guard netpol-analyzer), built from
-# small wrapper modules under tools/kube/ (see tools/kube/README.md), and kwok,
-# helm, built with `go install <pkg>@<pin>`.
+# Tools: etcd, kube-apiserver, netpolicy (np-guard netpol-analyzer) and kube-node
+# (kubelet, kube-controller-manager, kube-scheduler, kube-proxy in one multi-call
+# binary), built from small wrapper modules under tools/kube/ (see
+# tools/kube/README.md); kwok, helm, coredns, kube-router and the CNI plugins (into
+# .cache/kube/cni/bin), built with `go install <pkg>@<pin>`.
 # Builds run one after another; the first kube-apiserver build takes the longest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +22,15 @@ ETCD_PIN="v3.6.16"      # go.etcd.io/etcd/server/v3 (Kubernetes 1.34 uses etcd 3
 KWOK_PIN="v0.8.0"       # sigs.k8s.io/kwok
 HELM_PIN="v3.22.0"      # helm.sh/helm/v3
 NETPOL_PIN="v1.4.2"     # github.com/np-guard/netpol-analyzer
+CNI_PIN="v1.9.0"        # github.com/containernetworking/plugins: bridge, host-local, loopback, portmap
+COREDNS_PIN="v1.14.7"   # github.com/coredns/coredns: cluster DNS of the node cluster
+# kube-router's NetworkPolicy controller enforces the policies (iptables + ipset). The Go
+# module proxy serves only v2.1.0, which has reported security flaws: acceptable for a test
+# enforcer on a throw-away node, never for production (docs/kubernetes.md).
+KUBE_ROUTER_PIN="v2.1.0"  # github.com/cloudnativelabs/kube-router/v2
 K8S_COMMIT="26c89157669bdc7e3657302bc1abde758507095b"  # tag v1.34.12, for --version only
 
-ALL_TOOLS=(etcd kube-apiserver kwok helm netpolicy)
+ALL_TOOLS=(etcd kube-apiserver kwok helm netpolicy kube-node cni coredns kube-router)
 KUBE_DIR=".cache/kube"
 BIN="$KUBE_DIR/bin"
 
@@ -101,6 +109,33 @@ install_tool() {
   say "$tool $pin: built in $((SECONDS - start))s ($(du -h "$BIN/$tool" | cut -f1))"
 }
 
+# install_cni: the CNI plugins the node cluster's containerd calls, into .cache/kube/cni/bin.
+install_cni() {
+  local dir="$KUBE_DIR/cni/bin" start p
+  if [ "$(cat "$KUBE_DIR/cni.pin" 2>/dev/null)" = "$CNI_PIN" ] && [ -x "$dir/bridge" ]; then
+    say "cni plugins $CNI_PIN: up to date ($dir)"
+    return
+  fi
+  say "cni plugins $CNI_PIN: go install bridge host-local loopback portmap"
+  start=$SECONDS
+  rm -f "$KUBE_DIR/cni.pin"
+  mkdir -p "$dir"
+  for p in main/bridge ipam/host-local main/loopback meta/portmap; do
+    GOBIN="$PWD/$dir" go install -trimpath -ldflags "-s -w" \
+      "github.com/containernetworking/plugins/plugins/$p@$CNI_PIN" \
+      || die "cni plugin $p $CNI_PIN: go install failed (see the output above)"
+  done
+  echo "$CNI_PIN" > "$KUBE_DIR/cni.pin"
+  say "cni plugins $CNI_PIN: built in $((SECONDS - start))s ($(du -sh "$dir" | cut -f1))"
+}
+
+# link_components <binary> <name>...: symlinks named after each component of a
+# multi-call binary (it dispatches on the name it was called by).
+link_components() {
+  local binary=$1 name; shift
+  for name in "$@"; do ln -sfn "$binary" "$BIN/$name"; done
+}
+
 # module_dir <module@version>: its directory in the module cache (downloads it).
 module_dir() {
   go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
@@ -166,6 +201,11 @@ for t in "${tools[@]}"; do
                     write_kwok_stages ;;
     helm)           install_tool helm "$HELM_PIN" helm.sh/helm/v3/cmd/helm "$(helm_ldflags)" ;;
     netpolicy)      build_wrapper netpolicy "$NETPOL_PIN" github.com/np-guard/netpol-analyzer ;;
+    kube-node)      build_wrapper kube-node "$K8S_PIN" k8s.io/kubernetes "$(k8s_version_ldflags)"
+                    link_components kube-node kubelet kube-controller-manager kube-scheduler kube-proxy ;;
+    cni)            install_cni ;;
+    coredns)        install_tool coredns "$COREDNS_PIN" github.com/coredns/coredns ;;
+    kube-router)    install_tool kube-router "$KUBE_ROUTER_PIN" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router ;;
   esac
 done
-say "ready: $BIN"
+say "ready: $BIN (${SECONDS}s in all)"

@@ -30,7 +30,7 @@ def missing_binaries() -> list[str]:
                                                             else ["kwok-stages.yaml"])
 
 
-def _wait(what: str, probe, timeout: float, process: ManagedProcess) -> None:
+def wait_until(what: str, probe, timeout: float, process: ManagedProcess) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
@@ -63,16 +63,9 @@ class KubeCluster:
             process.stop()
 
 
-def start_cluster(root: Path) -> KubeCluster:
-    root.mkdir(parents=True, exist_ok=True)
-    etcd_port, peer_port, api_port, kwok_port = (free_port() for _ in range(4))
-    subprocess.run(["openssl", "genrsa", "-out", str(root / "sa.key"), "2048"], check=True,
-                   capture_output=True)
-    subprocess.run(["openssl", "rsa", "-in", str(root / "sa.key"), "-pubout", "-out",
-                    str(root / "sa.pub")], check=True, capture_output=True)
-    token = secrets.token_hex(24)
-    (root / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n")
-    processes: list[ManagedProcess] = []
+def start_etcd(root: Path) -> tuple[ManagedProcess, str]:
+    """A one-member etcd on loopback; its client URL."""
+    etcd_port, peer_port = free_port(), free_port()
     etcd = ManagedProcess.start("etcd", [
         str(BIN / "etcd"), "--name", "test", "--data-dir", str(root / "etcd"),
         "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
@@ -81,11 +74,43 @@ def start_cluster(root: Path) -> KubeCluster:
         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
         "--initial-cluster", f"test=http://127.0.0.1:{peer_port}", "--log-level", "warn"],
         root / "etcd.log")
+    url = f"http://127.0.0.1:{etcd_port}"
+    wait_until("etcd", lambda: httpx.get(f"{url}/health").status_code == 200, 30, etcd)
+    return etcd, url
+
+
+def write_kubeconfig(path: Path, api_url: str, ca: Path, token: str) -> Path:
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {{server: "{api_url}", certificate-authority: "{ca}"}}
+users:
+- name: user
+  user: {{token: "{token}"}}
+contexts:
+- name: test
+  context: {{cluster: test, user: user}}
+current-context: test
+""")
+    path.chmod(0o600)
+    return path
+
+
+def start_cluster(root: Path) -> KubeCluster:
+    root.mkdir(parents=True, exist_ok=True)
+    api_port, kwok_port = free_port(), free_port()
+    subprocess.run(["openssl", "genrsa", "-out", str(root / "sa.key"), "2048"], check=True,
+                   capture_output=True)
+    subprocess.run(["openssl", "rsa", "-in", str(root / "sa.key"), "-pubout", "-out",
+                    str(root / "sa.pub")], check=True, capture_output=True)
+    token = secrets.token_hex(24)
+    (root / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n")
+    processes: list[ManagedProcess] = []
+    etcd, etcd_url = start_etcd(root)
     processes.append(etcd)
-    _wait("etcd", lambda: httpx.get(f"http://127.0.0.1:{etcd_port}/health").status_code == 200,
-          30, etcd)
     api = ManagedProcess.start("kube-apiserver", [
-        str(BIN / "kube-apiserver"), "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
+        str(BIN / "kube-apiserver"), "--etcd-servers", etcd_url,
         "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
         "--secure-port", str(api_port), "--cert-dir", str(root / "certs"),
         "--token-auth-file", str(root / "tokens.csv"), "--authorization-mode", "RBAC",
@@ -98,23 +123,10 @@ def start_cluster(root: Path) -> KubeCluster:
     processes.append(api)
     ca = root / "certs" / "apiserver.crt"
     api_url = f"https://127.0.0.1:{api_port}"
-    _wait("kube-apiserver", lambda: ca.exists() and httpx.get(
+    wait_until("kube-apiserver", lambda: ca.exists() and httpx.get(
         f"{api_url}/readyz", verify=str(ca), headers={"Authorization": f"Bearer {token}"}
     ).status_code == 200, 120, api)
-    kubeconfig = root / "kubeconfig"
-    kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: {{server: "{api_url}", certificate-authority: "{ca}"}}
-users:
-- name: admin
-  user: {{token: "{token}"}}
-contexts:
-- name: test
-  context: {{cluster: test, user: admin}}
-current-context: test
-""")
+    kubeconfig = write_kubeconfig(root / "kubeconfig", api_url, ca, token)
     kwok = ManagedProcess.start("kwok", [
         str(BIN / "kwok"), "--kubeconfig", str(kubeconfig), "--config", str(STAGES),
         "--manage-all-nodes=false",
@@ -123,8 +135,8 @@ current-context: test
         "--node-lease-duration-seconds", "40", "--server-address", f"127.0.0.1:{kwok_port}"],
         root / "kwok.log")
     processes.append(kwok)
-    _wait("kwok", lambda: httpx.get(f"http://127.0.0.1:{kwok_port}/healthz").status_code == 200,
-          30, kwok)
+    kwok_health = f"http://127.0.0.1:{kwok_port}/healthz"
+    wait_until("kwok", lambda: httpx.get(kwok_health).status_code == 200, 30, kwok)
     cluster = KubeCluster(root, kubeconfig, api_url, ca, token, processes)
     _add_fake_node(cluster)
     return cluster
