@@ -103,7 +103,7 @@ class Settings:
         endpoint = _env("MINIO_ENDPOINT", "127.0.0.1:9000") or ""
         storage = StorageSettings(
             endpoint=endpoint,
-            public_endpoint=_env("MINIO_PUBLIC_URL", f"http://{endpoint}") or "",
+            public_endpoint=_env("MINIO_PUBLIC_URL") or f"http://{endpoint}",  # "" = unset
             root_user=_env("MINIO_ROOT_USER", "") or "",
             root_password=_env("MINIO_ROOT_PASSWORD", "") or "",
             issuer_password=_env("MINIO_ISSUER_PASSWORD", "") or "",

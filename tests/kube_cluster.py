@@ -149,3 +149,21 @@ def _add_fake_node(cluster: KubeCluster) -> None:
     core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
         name=NODE, annotations={"kwok.x-k8s.io/node": "fake"},
         labels={"type": "kwok", "kubernetes.io/hostname": NODE})))
+
+
+def netpol_allows(world: Path, source: str, *, port: int, protocol: str = "tcp",
+            dest: str | None = None, dest_ip: str | None = None) -> bool:
+    """netpol-analyzer's verdict on one connection between the objects in ``world``."""
+    src_ns, src_pod = source.split("/")
+    args = [str(BIN / "netpolicy"), "eval", "--dirpath", str(world), "-n", src_ns,
+            "-s", src_pod, "-p", str(port), "--protocol", protocol]
+    if dest:
+        dst_ns, dst_pod = dest.split("/")
+        args += ["--destination-namespace", dst_ns, "-d", dst_pod]
+    else:
+        args += ["--destination-ip", dest_ip]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    verdict = out.stdout.strip().rsplit(" ", 1)[-1].lower()
+    assert verdict in {"true", "false"}, out.stdout
+    return verdict == "true"

@@ -3,7 +3,6 @@ proven with a network-policy analyser (np-guard's netpol-analyzer, Go-built)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from safezone.kube.provision import (
     render_project,
 )
 
-from .kube_cluster import BIN, BUILD_HINT
+from .kube_cluster import BIN, BUILD_HINT, netpol_allows
 
 SETTINGS = KubeSettings(system_namespace="safezone", hub_service_account="hub")
 HUB = "system:serviceaccount:safezone:hub"
@@ -110,23 +109,6 @@ def world(tmp_path_factory) -> Path:
     return root
 
 
-def allowed(world: Path, source: str, *, port: int, protocol: str = "tcp",
-            dest: str | None = None, dest_ip: str | None = None) -> bool:
-    src_ns, src_pod = source.split("/")
-    args = [str(BIN / "netpolicy"), "eval", "--dirpath", str(world), "-n", src_ns,
-            "-s", src_pod, "-p", str(port), "--protocol", protocol]
-    if dest:
-        dst_ns, dst_pod = dest.split("/")
-        args += ["--destination-namespace", dst_ns, "-d", dst_pod]
-    else:
-        args += ["--destination-ip", dest_ip]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    verdict = out.stdout.strip().rsplit(" ", 1)[-1].lower()
-    assert verdict in {"true", "false"}, out.stdout
-    return verdict == "true"
-
-
 NOTEBOOK = "sz-alpha/notebook"
 
 
@@ -143,7 +125,7 @@ NOTEBOOK = "sz-alpha/notebook"
     (None, "1.1.1.1", 53, "udp", False),                  # outside DNS
 ])
 def test_notebook_egress(world, dest, dest_ip, port, protocol, expected):
-    assert allowed(world, NOTEBOOK, dest=dest, dest_ip=dest_ip, port=port,
+    assert netpol_allows(world, NOTEBOOK, dest=dest, dest_ip=dest_ip, port=port,
                    protocol=protocol) is expected
 
 
@@ -151,7 +133,7 @@ def test_notebook_egress(world, dest, dest_ip, port, protocol, expected):
     ("safezone/proxy", True), ("safezone/hub", True), ("sz-beta/notebook", False),
     ("safezone/minio", False)])
 def test_notebook_ingress(world, source, expected):
-    assert allowed(world, source, dest=NOTEBOOK, port=8888) is expected
+    assert netpol_allows(world, source, dest=NOTEBOOK, port=8888) is expected
 
 
 @pytest.mark.integration

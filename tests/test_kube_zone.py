@@ -7,6 +7,8 @@ of a class of its own for MinIO's data and the control plane's embedded database
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import subprocess
 import time
@@ -16,10 +18,12 @@ import pytest
 from kubernetes import client
 
 from safezone.config import REPO_ROOT
+from spawner.demo_auth import hash_password
 
+from .kernels import KernelSession
 from .kube_cluster import BIN
 from .kube_node import NODE_IP, NodeCluster, start_or_skip, wait_pods_ready
-from .support import MEASUREMENTS
+from .support import MEASUREMENTS, hub_token, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.node_cluster]
 CHART = REPO_ROOT / "helm" / "safezone"
@@ -27,6 +31,21 @@ NAMESPACE = "safezone-system"
 STORAGE_CLASS = "safezone-test-local"
 NODE_PORT = 30080
 COMPONENTS = ("hub", "proxy", "control-plane", "minio")
+USERS = ("admin", "alice", "bob", "rita", "rhea")
+PROJECT = "demo-health"  # what `safezone deid demo` seeds (safezone/local/demo.py)
+WAIT_FOR_DNS = """
+import socket, time
+started = time.monotonic()
+while True:
+    try:
+        socket.getaddrinfo("minio.safezone-system.svc.cluster.local", 9000)
+        break
+    except OSError:
+        if time.monotonic() - started > 60:
+            raise
+        time.sleep(0.5)
+print(f"{time.monotonic() - started:.1f} s", end="")
+"""
 
 
 def helm(node: NodeCluster, *args: str) -> subprocess.CompletedProcess:
@@ -66,6 +85,10 @@ def zone(node: NodeCluster) -> dict:
                     "issuerPassword": secrets.token_urlsafe(24)}
     core.create_namespaced_secret(NAMESPACE, client.V1Secret(
         metadata=client.V1ObjectMeta(name="safezone-minio"), string_data=minio_secret))
+    passwords = {user: secrets.token_urlsafe(12) for user in USERS}
+    users = json.dumps({user: hash_password(p) for user, p in passwords.items()})
+    core.create_namespaced_secret(NAMESPACE, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="demo-users"), string_data={"users.json": users}))
     node.apply([local_volume(node, "zone-minio", "2Gi"),
                 local_volume(node, "zone-database", "1Gi")])
     images = node.images
@@ -82,12 +105,74 @@ def zone(node: NodeCluster) -> dict:
          "--set", "database.embedded.enabled=true",
          "--set", f"database.embedded.storageClass={STORAGE_CLASS}",
          "--set", "hub.admins={admin}", "--set", "hub.reviewers={rita,rhea}",
+         "--set", "hub.demoUsersSecret=demo-users",
          "--set", "notebooks.podCIDR=10.244.0.0/16")
     for component in COMPONENTS:
         wait_pods_ready(node, NAMESPACE, f"app.kubernetes.io/component={component}", 300)
     MEASUREMENTS.append(f"kubernetes zone: helm install to all pods Ready "
                         f"{time.monotonic() - started:.1f} s")
-    return {"url": f"http://{NODE_IP}:{NODE_PORT}", "minio": minio_secret}
+    # the hub adds the control plane's route once it reaches the proxy's API: a new pod's
+    # address reaches the policy enforcer's sets a moment after the pod starts
+    url = f"http://{NODE_IP}:{NODE_PORT}"
+    wait_until(lambda: httpx.get(f"{url}/services/safezone/api/health",
+                                 timeout=10).status_code == 200, timeout=120, interval=1)
+    MEASUREMENTS.append(f"kubernetes zone: helm install to the control plane answering "
+                        f"through the proxy {time.monotonic() - started:.1f} s")
+    seeded = exec_in(node, NAMESPACE, "app.kubernetes.io/component=control-plane",
+                     ["safezone", "deid", "demo", "--member", "alice"])
+    assert f"project {PROJECT}" in seeded, seeded
+    return {"url": url, "minio": minio_secret, "passwords": passwords,
+            "tokens": {u: hub_token(url, u, p) for u, p in passwords.items()}}
+
+
+def exec_in(node: NodeCluster, namespace: str, selector: str, command: list[str]) -> str:
+    """Run a command in the first pod matching ``selector`` (kubectl exec); its output."""
+    from kubernetes.stream import stream
+
+    core = client.CoreV1Api(node.api_client())
+    pod = core.list_namespaced_pod(namespace, label_selector=selector).items[0]
+    return stream(core.connect_get_namespaced_pod_exec, pod.metadata.name, namespace,
+                  command=command, stderr=True, stdout=True, stdin=False, tty=False)
+
+
+def hub_login(zone: dict, user: str) -> httpx.Client:
+    browser = httpx.Client(base_url=zone["url"], timeout=60)
+    browser.get("/hub/login")
+    response = browser.post("/hub/login", data={"username": user,
+                                                "password": zone["passwords"][user],
+                                                "_xsrf": browser.cookies.get("_xsrf")})
+    assert response.status_code == 302, response.text[:300]
+    return browser
+
+
+def server_model(zone: dict, user: str) -> dict | None:
+    response = httpx.get(f"{zone['url']}/hub/api/users/{user}", timeout=30,
+                         headers={"Authorization": f"token {zone['tokens'][user]}"})
+    return response.json()["servers"].get("")
+
+
+@pytest.fixture(scope="module")
+def alice_server(node: NodeCluster, zone: dict) -> dict:
+    """alice logs in through the proxy Service and starts a demo-health server."""
+    browser = hub_login(zone, "alice")
+    offered = re.findall(r'<option value="([^"]+)"', browser.get("/hub/spawn").text)
+    assert offered == [PROJECT]
+    started = time.monotonic()
+    response = browser.post("/hub/spawn", data={"project": PROJECT,
+                                                "_xsrf": browser.cookies.get("_xsrf")})
+    assert response.status_code in (302, 303), response.text[:500]
+    wait_until(lambda: (server_model(zone, "alice") or {}).get("ready"), timeout=300,
+               interval=0.5)
+    MEASUREMENTS.append(f"kubernetes zone: alice's notebook pod ready "
+                        f"{time.monotonic() - started:.1f} s after POST /hub/spawn")
+    core = client.CoreV1Api(node.api_client())
+    [pod] = core.list_namespaced_pod(f"sz-{PROJECT}",
+                                     label_selector="safezone.io/user=alice").items
+    kernel = KernelSession(f"{zone['url']}/user/alice/", zone["tokens"]["alice"], timeout=120)
+    waited = kernel.run(WAIT_FOR_DNS)  # the enforcer admits a new pod a moment after it starts
+    MEASUREMENTS.append(f"kubernetes zone: cluster DNS answered alice's kernel after {waited}")
+    yield {"pod": pod, "browser": browser, "kernel": kernel}
+    kernel.close()
 
 
 def test_every_component_runs_with_passing_probes(node: NodeCluster, zone: dict):
@@ -103,8 +188,216 @@ def test_every_component_runs_with_passing_probes(node: NodeCluster, zone: dict)
         assert pod.spec.security_context.run_as_non_root, component
 
 
-def test_the_hub_answers_through_the_proxy_service(zone: dict):
+def logs(node: NodeCluster, component: str, lines: int = 40) -> str:
+    core = client.CoreV1Api(node.api_client())
+    pod = core.list_namespaced_pod(NAMESPACE, label_selector=(
+        f"app.kubernetes.io/component={component}")).items[0]
+    return core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE, tail_lines=lines)
+
+
+def test_the_hub_and_control_plane_answer_through_the_proxy_service(node, zone: dict):
     page = httpx.get(f"{zone['url']}/hub/login", timeout=10)
-    assert page.status_code == 200
+    assert page.status_code == 200 and 'name="password"' in page.text
     health = httpx.get(f"{zone['url']}/services/safezone/api/health", timeout=10)
-    assert health.status_code == 200, health.text
+    assert health.status_code == 200, (health.headers, logs(node, "hub"))
+    assert health.json() == {"status": "ok"}
+
+
+def test_alice_notebook_runs_in_her_project_namespace_restricted(node, alice_server):
+    core = client.CoreV1Api(node.api_client())
+    pod = alice_server["pod"]
+    namespace = core.read_namespace(pod.metadata.namespace)
+    assert namespace.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert pod.spec.automount_service_account_token is False
+    assert not any(v.projected for v in pod.spec.volumes or [])  # no service-account token
+    assert pod.metadata.labels["safezone.io/component"] == "notebook"
+    session = pod.metadata.labels["safezone.io/session"]
+    assert core.read_namespaced_secret(f"sz-grant-{session}", pod.metadata.namespace)
+    assert pod.status.pod_ip.startswith("10.244.")
+
+
+def test_a_kernel_in_the_pod_reads_the_dataset_through_the_minio_service(zone, alice_server):
+    """The welcome notebook's load cell, as alice would run it."""
+    out = alice_server["kernel"].run(
+        "import json\n"
+        "nb = json.load(open('Welcome.ipynb'))\n"
+        "cell = next(c for c in nb['cells'] if c['cell_type'] == 'code'"
+        " and 'read_parquet' in ''.join(c['source']))\n"
+        "exec(''.join(cell['source']))\n"
+        "import re\n"
+        "print(json.dumps({'rows': len(df), 'columns': sorted(df.columns), 'rrn_like':"
+        " int(df['rrn'].astype(str).str.fullmatch(r'\\d{6}-\\d{7}').sum())}))\n")
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert loaded["rows"] > 1000
+    assert "name" not in loaded["columns"] and "phone" not in loaded["columns"]  # deleted
+    assert loaded["rrn_like"] == 0  # pseudonymised: no resident number is left
+
+
+# -- reachability: what alice's kernel can open, observed, next to netpol-analyzer ---------
+SYSTEM = f"{NAMESPACE}.svc.cluster.local"
+PROBE = """
+import json, socket, urllib.request, urllib.error
+def tcp(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+def status(url):
+    try:
+        return urllib.request.urlopen(url, timeout=5).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+targets = json.loads(%r)
+print(json.dumps({"tcp": {name: tcp(host, port) for name, (host, port) in targets.items()},
+                  "control plane without a token": status(%r),
+                  "hub API without a token": status(%r),
+                  "MinIO without keys": status(%r)}))
+"""
+
+
+class HostListener:
+    """A TCP listener on a host address; counts who connected (nothing may)."""
+
+    def __init__(self, address: str, port: int) -> None:
+        import socket
+        import threading
+
+        self.accepted = 0
+        self.sock = socket.create_server((address, port))
+        self.sock.settimeout(0.5)
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def other_project(node: NodeCluster, zone: dict) -> dict:
+    """Another project's namespace (as the control plane provisions it) with a notebook
+    pod listening on 8888."""
+    from safezone.kube.provision import KubeSettings, provision_project
+
+    from .test_kube_admission import good_pod
+
+    provision_project(node.api_client(), "other", KubeSettings(system_namespace=NAMESPACE))
+    core = client.CoreV1Api(node.api_client())
+    core.create_namespaced_secret("sz-other", client.V1Secret(
+        metadata=client.V1ObjectMeta(name="sz-grant-g1")))
+    pod = good_pod("notebook-other")
+    pod["metadata"]["namespace"] = "sz-other"
+    pod["metadata"]["labels"]["safezone.io/project"] = "other"
+    container = pod["spec"]["containers"][0]
+    container.update(image=node.images["notebook"], imagePullPolicy="Never",
+                     command=["python3", "-m", "http.server", "8888"])
+    node.apply([pod])
+    [ready] = wait_pods_ready(node, "sz-other", "safezone.io/component=notebook", 120)
+    return {"pod": ready.metadata.name, "ip": ready.status.pod_ip}
+
+
+def live_world(node: NodeCluster, folder) -> object:
+    """The cluster's namespaces, pods and NetworkPolicies as YAML for netpol-analyzer."""
+    import yaml
+
+    api = node.api_client()
+    core, networking = client.CoreV1Api(api), client.NetworkingV1Api(api)
+    docs = []
+    for kind, items in (("Namespace", core.list_namespace().items),
+                        ("Pod", core.list_pod_for_all_namespaces().items),
+                        ("NetworkPolicy",
+                         networking.list_network_policy_for_all_namespaces().items)):
+        for item in items:
+            doc = api.sanitize_for_serialization(item)
+            doc.update(apiVersion="networking.k8s.io/v1" if kind == "NetworkPolicy" else "v1",
+                       kind=kind)
+            doc["metadata"].pop("managedFields", None)
+            docs.append(doc)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "world.yaml").write_text(yaml.safe_dump_all(docs))
+    return folder
+
+
+def test_reachability_from_alice_kernel_is_enforced_and_matches_the_analyser(
+        node, zone, alice_server, other_project, tmp_path):
+    from .kube_cluster import netpol_allows
+    from .kube_node import METADATA_IP, OUTSIDE_IP
+
+    core = client.CoreV1Api(node.api_client())
+    api_port = int(node.api_url.rsplit(":", 1)[1])
+    kubelet_port = core.read_node("szk-node").status.daemon_endpoints.kubelet_endpoint.port
+
+    def pod_of(namespace: str, selector: str) -> str:
+        return f"{namespace}/" + core.list_namespaced_pod(
+            namespace, label_selector=selector).items[0].metadata.name
+
+    component = "app.kubernetes.io/component="
+    # name: (host, port, expected, (analyser destination pod | None, destination ip, port))
+    targets = {
+        "hub API": (f"hub.{SYSTEM}", 8081, True, (pod_of(NAMESPACE, component + "hub"),
+                                                   None, 8081)),
+        "control plane": (f"control-plane.{SYSTEM}", 8700, True,
+                          (pod_of(NAMESPACE, component + "control-plane"), None, 8700)),
+        "MinIO": (f"minio.{SYSTEM}", 9000, True, (pod_of(NAMESPACE, component + "minio"),
+                                                   None, 9000)),
+        "cluster DNS (TCP)": ("kube-dns.kube-system.svc.cluster.local", 53, True,
+                              (pod_of("kube-system", "k8s-app=kube-dns"), None, 53)),
+        "proxy API": (f"proxy-api.{SYSTEM}", 8001, False,
+                      (pod_of(NAMESPACE, component + "proxy"), None, 8001)),
+        "proxy, public side": (f"proxy-public.{SYSTEM}", 80, False,
+                               (pod_of(NAMESPACE, component + "proxy"), None, 8000)),
+        "another project's notebook": (other_project["ip"], 8888, False,
+                                       (f"sz-other/{other_project['pod']}", None, 8888)),
+        "Kubernetes API (Service)": ("kubernetes.default.svc.cluster.local", 443, False,
+                                     (None, NODE_IP, api_port)),
+        "Kubernetes API (node)": (NODE_IP, api_port, False, (None, NODE_IP, api_port)),
+        "kubelet": (NODE_IP, kubelet_port, False, (None, NODE_IP, kubelet_port)),
+        "the internet (listener on the node)": (OUTSIDE_IP, 8080, False,
+                                                (None, OUTSIDE_IP, 8080)),
+        "cloud metadata (listener on the node)": (METADATA_IP, 80, False,
+                                                  (None, METADATA_IP, 80)),
+    }
+    listeners = [HostListener(OUTSIDE_IP, 8080), HostListener(METADATA_IP, 80)]
+    try:
+        import socket
+
+        for listener, (host, port) in zip(listeners, [(OUTSIDE_IP, 8080), (METADATA_IP, 80)],
+                                          strict=True):
+            socket.create_connection((host, port), timeout=3).close()  # they do listen
+            wait_until(lambda li=listener: li.accepted == 1, timeout=5)
+            listener.accepted = 0
+        code = PROBE % (json.dumps({n: (t[0], t[1]) for n, t in targets.items()}),
+                        f"http://control-plane.{SYSTEM}:8700/services/safezone/api/projects",
+                        f"http://hub.{SYSTEM}:8081/hub/api/user",
+                        f"http://minio.{SYSTEM}:9000/deid-health-2024/")
+        observed = json.loads(alice_server["kernel"].run(code).strip().splitlines()[-1])
+        assert [li.accepted for li in listeners] == [0, 0]  # nothing reached them
+    finally:
+        for listener in listeners:
+            listener.close()
+
+    world = live_world(node, tmp_path / "world")
+    source = f"{alice_server['pod'].metadata.namespace}/{alice_server['pod'].metadata.name}"
+    table = []
+    for name, (_host, _port, expected, (dest, dest_ip, port)) in targets.items():
+        analysed = netpol_allows(world, source, dest=dest, dest_ip=dest_ip, port=port)
+        table.append(f"  {name:40} observed {'open' if observed['tcp'][name] else 'refused':8}"
+                     f" analyser {'allow' if analysed else 'deny'}")
+        assert observed["tcp"][name] is expected, name
+        assert analysed is expected, f"netpol-analyzer disagrees on {name}"
+    MEASUREMENTS.append("kubernetes zone: reachability from alice's kernel\n" + "\n".join(table))
+    assert observed["control plane without a token"] in (401, 403)
+    assert observed["hub API without a token"] == 403
+    assert observed["MinIO without keys"] == 403
