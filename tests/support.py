@@ -385,15 +385,20 @@ def browser_session(stack: Stack, user: str) -> httpx.Client:
 
     Requests carry the page cookie and the CSRF header the pages' forms carry.
     """
+    return pages_session(hub_login(stack, user), stack.hub_url)
+
+
+def pages_session(client: httpx.Client, hub_url: str) -> httpx.Client:
+    """Turn a client logged in to the hub into one of the Safezone pages (OAuth, cookie,
+    CSRF header), based at the control plane's service prefix."""
     from safezone.web.session import COOKIE, csrf_token
 
-    client = hub_login(stack, user)
     response = client.get("/services/safezone/pages/", follow_redirects=True)
     assert response.status_code in (200, 403), response.text[:300]
     token = client.cookies.get(COOKIE)
     assert token, "the OAuth login set no session cookie"
     client.headers["X-Safezone-CSRF"] = csrf_token(token)
-    client.base_url = httpx.URL(f"{stack.hub_url}/services/safezone/")
+    client.base_url = httpx.URL(f"{hub_url}/services/safezone/")
     return client
 
 

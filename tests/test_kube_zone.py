@@ -401,3 +401,110 @@ def test_reachability_from_alice_kernel_is_enforced_and_matches_the_analyser(
     assert observed["control plane without a token"] in (401, 403)
     assert observed["hub API without a token"] == 403
     assert observed["MinIO without keys"] == 403
+
+
+# -- the export flow and the end of a session, in the cluster ------------------------------
+def control_plane(zone: dict, user: str) -> httpx.Client:
+    """The control plane through the proxy Service, with the user's hub token."""
+    return httpx.Client(base_url=f"{zone['url']}/services/safezone/", timeout=60,
+                        headers={"Authorization": f"token {zone['tokens'][user]}"})
+
+
+def test_the_export_flow_runs_end_to_end_in_the_cluster(zone, alice_server):
+    """Save to the outbox and submit from the kernel; two reviewers approve; the release
+    is downloaded through the control plane, byte for byte what was frozen."""
+    import hashlib
+
+    from .support import download, pages_session, wait_for_checks
+    from .test_hub_flow import EXPORT_FROM_NOTEBOOK
+
+    out = alice_server["kernel"].run(EXPORT_FROM_NOTEBOOK + "print(request['id'])\n")
+    status_line, request_id = out.strip().splitlines()[-2:]
+    assert status_line.startswith("in_review")
+    alice = control_plane(zone, "alice")
+    request = wait_for_checks(alice, request_id)
+    assert request["required_approvals"] == 2  # the dominance finding asks for two
+    for reviewer in ("rita", "rhea"):
+        for f in request["files"]:
+            vote = control_plane(zone, reviewer).post(f"api/exports/{request_id}/votes", json={
+                "file_id": f["id"], "decision": "approve", "comment": "checked",
+                "override_reason": "the dominant cell is a synthetic test value"})
+            assert vote.status_code == 200, vote.text
+    released = alice.get(f"api/exports/{request_id}").json()
+    assert released["status"] == "released"
+    file = released["files"][0]
+    refused = alice.post(f"api/exports/{request_id}/files/{file['id']}/links")
+    assert refused.status_code == 403  # downloads are the pages' alone, never a token's
+    browser = pages_session(hub_login(zone, "alice"), zone["url"])
+    body = download(browser, request_id, file["id"])
+    assert body.status_code == 200, body.text[:300]
+    assert hashlib.sha256(body.content).hexdigest() == file["sha256"]
+
+
+def session_keys(alice_server: dict) -> tuple[str, str]:
+    out = alice_server["kernel"].run(
+        "import os; print(os.environ['AWS_ACCESS_KEY_ID'], os.environ['AWS_SECRET_ACCESS_KEY'])")
+    key, secret = out.split()
+    return key, secret
+
+
+def minio_as(node: NodeCluster, key: str, secret: str):
+    """An S3 client on MinIO's pod address, from the node (inside the pod network)."""
+    import boto3
+    from botocore.config import Config
+
+    core = client.CoreV1Api(node.api_client())
+    pod = core.list_namespaced_pod(NAMESPACE, label_selector=(
+        "app.kubernetes.io/component=minio")).items[0]
+    return boto3.client("s3", endpoint_url=f"http://{pod.status.pod_ip}:9000",
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        region_name="us-east-1",
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=3))
+
+
+def dataset_read(s3) -> str:
+    """"read" when the session's keys read the demo dataset, else MinIO's error code."""
+    from botocore.exceptions import ClientError
+
+    try:
+        listed = s3.list_objects_v2(Bucket="deid-health-2024")
+        return "read" if listed.get("KeyCount", 0) else "empty"
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+
+
+def test_stopping_deletes_the_pod_and_its_secret_and_ends_the_grant(node, zone, alice_server):
+    core = client.CoreV1Api(node.api_client())
+    pod = alice_server["pod"]
+    namespace, session = pod.metadata.namespace, pod.metadata.labels["safezone.io/session"]
+    s3 = minio_as(node, *session_keys(alice_server))
+    assert dataset_read(s3) == "read"  # the keys work while the server runs
+    alice_server["kernel"].close()
+    hub = httpx.Client(base_url=f"{zone['url']}/hub/api", timeout=60,
+                       headers={"Authorization": f"token {zone['tokens']['alice']}"})
+    assert hub.delete("/users/alice/server").status_code in (202, 204)
+    wait_until(lambda: server_model(zone, "alice") is None, timeout=60, interval=0.5)
+    assert dataset_read(s3) == "InvalidAccessKeyId"  # ended before stop() returned
+    wait_until(lambda: not core.list_namespaced_pod(
+        namespace, label_selector=f"safezone.io/session={session}").items, timeout=60)
+    assert not core.list_namespaced_secret(
+        namespace, label_selector=f"safezone.io/session={session}").items
+
+
+def test_archiving_the_project_removes_its_workloads(node, zone):
+    """A fresh server of alice's, then the administrator archives the project."""
+    browser = hub_login(zone, "alice")
+    response = browser.post("/hub/spawn", data={"project": PROJECT,
+                                                "_xsrf": browser.cookies.get("_xsrf")})
+    assert response.status_code in (302, 303), response.text[:300]
+    wait_until(lambda: (server_model(zone, "alice") or {}).get("ready"), timeout=300,
+               interval=0.5)
+    core = client.CoreV1Api(node.api_client())
+    namespace = f"sz-{PROJECT}"
+    assert core.list_namespaced_pod(namespace, label_selector="safezone.io/user=alice").items
+    archived = control_plane(zone, "admin").post(f"api/projects/{PROJECT}/archive")
+    assert archived.status_code == 200, archived.text
+    wait_until(lambda: not core.list_namespaced_pod(namespace).items, timeout=60)
+    assert not core.list_namespaced_secret(namespace,
+                                           label_selector="safezone.io/session").items
+    wait_until(lambda: server_model(zone, "alice") is None, timeout=60, interval=0.5)
