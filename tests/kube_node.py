@@ -115,6 +115,7 @@ class NodeCluster:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     stopped: dict[str, list[str]] | None = None
+    preexisting: frozenset[int] = frozenset()  # processes from BIN that ran before the start
 
     @property
     def containerd_socket(self) -> Path:
@@ -159,8 +160,9 @@ class NodeCluster:
         for key, value in self.old_sysctls.items():
             kube_host.set_sysctl(key, value)
         left = kube_host.HostState.capture().added_since(self.before, roots)
-        processes = [str(p) for p in kube_host.pids_running(str(self.run_dir))
-                     + kube_host.pids_running(str(BIN))]
+        processes = [str(p) for p in set(kube_host.pids_running(str(self.run_dir))
+                                          + kube_host.pids_running(str(BIN)))
+                     - self.preexisting]  # e.g. the API-level test cluster's
         if processes:
             left["processes"] = processes
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -219,7 +221,8 @@ def start_node_cluster(root: Path) -> NodeCluster:
     before = kube_host.HostState.capture()
     tokens = {name: secrets.token_hex(24) for name in IDENTITIES}
     cluster = NodeCluster(root, run_dir, "", root / "pki" / "ca.crt", root / "admin.kubeconfig",
-                          tokens, {}, before, {})
+                          tokens, {}, before, {},
+                          preexisting=frozenset(kube_host.pids_running(str(BIN))))
     try:
         _start(cluster)
     except BaseException:
