@@ -2,8 +2,9 @@
 
 The pod runs in the project's namespace (provisioned by the control plane), carries the
 Safezone labels, the restricted security context and no service-account token; the
-grant's credentials live in a per-session Secret ``sz-grant-<grant id>`` read through
-``envFrom`` and deleted with the pod.
+grant's credentials and the server's own hub token live in a per-session Secret
+``sz-grant-<grant id>`` read through ``envFrom`` and deleted with the pod, never in the pod
+spec (which anyone allowed to read pods, e.g. the built-in ``view`` role, can read).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from safezone.kube.provision import namespace_for
 
 from .grants import GrantMixin
 
+# the server's hub token: KubeSpawner would write it into the pod spec's env
+TOKEN_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
                         "capabilities": {"drop": ["ALL"]},
                         "seccompProfile": {"type": "RuntimeDefault"}}
@@ -63,6 +66,10 @@ class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
     def _default_mem_guarantee(self) -> str:
         return "1G"
 
+    def get_env(self) -> dict[str, str]:
+        """The pod's plain env: everything but the hub token (it is in the Secret)."""
+        return {k: v for k, v in super().get_env().items() if k not in TOKEN_VARIABLES}
+
     def grant_secret_name(self) -> str:
         return f"sz-grant-{self.grant_id}"
 
@@ -85,7 +92,8 @@ class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
             raise
 
     async def _create_grant_secret(self, grant: dict[str, Any]) -> None:
-        environment = self.grant_environment()  # the grant's, the API URL, the language
+        environment = {**self.grant_environment(),  # the grant's, the API URL, the language
+                       **dict.fromkeys(TOKEN_VARIABLES, self.api_token)}
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": {"name": self.grant_secret_name(), "labels": {
                     "safezone.io/session": grant["grant_id"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import time
 from datetime import timedelta
@@ -95,7 +96,10 @@ def test_start_and_stop_for_an_approved_member(stack, kube, member_project):
         secret_name = f"sz-grant-{spawner.grant_id}"
         assert container.env_from[0].secret_ref.name == secret_name
         assert not any(e.name.startswith("AWS_") for e in container.env or [])
+        # the server's hub token is nowhere in the pod object (readable with `view`)
+        assert spawner.api_token not in json.dumps(core.api_client.sanitize_for_serialization(pod))
         secret = core.read_namespaced_secret(secret_name, namespace)
+        assert base64.b64decode(secret.data["JUPYTERHUB_API_TOKEN"]).decode() == spawner.api_token
         access_key = base64.b64decode(secret.data["AWS_ACCESS_KEY_ID"]).decode()
         assert access_key in stack.zone.broker.session_identities()
         grant_id = spawner.grant_id

@@ -214,6 +214,27 @@ def test_alice_notebook_runs_in_her_project_namespace_restricted(node, alice_ser
     session = pod.metadata.labels["safezone.io/session"]
     assert core.read_namespaced_secret(f"sz-grant-{session}", pod.metadata.namespace)
     assert pod.status.pod_ip.startswith("10.244.")
+    token = alice_server["kernel"].run("import os; print(os.environ['JUPYTERHUB_API_TOKEN'])")
+    assert token.strip() and token.strip() not in json.dumps(
+        node.api_client().sanitize_for_serialization(pod))  # in the Secret, not the spec
+
+
+def test_the_hub_may_not_read_session_secrets(node, alice_server):
+    """The hub starts and stops pods and writes their Secrets; it cannot read any Secret
+    (each holds a session's keys and server token)."""
+    review = client.AuthorizationV1Api(node.api_client())
+    hub = f"system:serviceaccount:{NAMESPACE}:hub"
+
+    def may(verb: str, resource: str) -> bool:
+        return review.create_subject_access_review(client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(user=hub, resource_attributes=(
+                client.V1ResourceAttributes(namespace=f"sz-{PROJECT}", verb=verb,
+                                            resource=resource))))).status.allowed
+
+    assert may("create", "pods") and may("delete", "secrets")
+    for verb in ("get", "list", "watch"):
+        assert not may(verb, "secrets"), verb
+    assert not may("create", "pods/exec") and not may("get", "pods/log")
 
 
 def test_a_kernel_in_the_pod_reads_the_dataset_through_the_minio_service(zone, alice_server):
