@@ -30,7 +30,7 @@ def missing_binaries() -> list[str]:
                                                             else ["kwok-stages.yaml"])
 
 
-def wait_until(what: str, probe, timeout: float, process: ManagedProcess) -> None:
+def wait_for_probe(what: str, probe, timeout: float, process: ManagedProcess) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
@@ -75,7 +75,7 @@ def start_etcd(root: Path) -> tuple[ManagedProcess, str]:
         "--initial-cluster", f"test=http://127.0.0.1:{peer_port}", "--log-level", "warn"],
         root / "etcd.log")
     url = f"http://127.0.0.1:{etcd_port}"
-    wait_until("etcd", lambda: httpx.get(f"{url}/health").status_code == 200, 30, etcd)
+    wait_for_probe("etcd", lambda: httpx.get(f"{url}/health").status_code == 200, 30, etcd)
     return etcd, url
 
 
@@ -123,7 +123,7 @@ def start_cluster(root: Path) -> KubeCluster:
     processes.append(api)
     ca = root / "certs" / "apiserver.crt"
     api_url = f"https://127.0.0.1:{api_port}"
-    wait_until("kube-apiserver", lambda: ca.exists() and httpx.get(
+    wait_for_probe("kube-apiserver", lambda: ca.exists() and httpx.get(
         f"{api_url}/readyz", verify=str(ca), headers={"Authorization": f"Bearer {token}"}
     ).status_code == 200, 120, api)
     kubeconfig = write_kubeconfig(root / "kubeconfig", api_url, ca, token)
@@ -136,7 +136,7 @@ def start_cluster(root: Path) -> KubeCluster:
         root / "kwok.log")
     processes.append(kwok)
     kwok_health = f"http://127.0.0.1:{kwok_port}/healthz"
-    wait_until("kwok", lambda: httpx.get(kwok_health).status_code == 200, 30, kwok)
+    wait_for_probe("kwok", lambda: httpx.get(kwok_health).status_code == 200, 30, kwok)
     cluster = KubeCluster(root, kubeconfig, api_url, ca, token, processes)
     _add_fake_node(cluster)
     return cluster

@@ -31,7 +31,7 @@ from safezone.config import REPO_ROOT
 from safezone.local.processes import ManagedProcess, free_port
 
 from . import kube_host
-from .kube_cluster import BIN, start_etcd, wait_until, write_kubeconfig
+from .kube_cluster import BIN, start_etcd, wait_for_probe, write_kubeconfig
 from .kube_pki import write_pki
 
 CACHE = REPO_ROOT / ".cache" / "kube"
@@ -209,7 +209,7 @@ class NodeCluster:
 
 def _wait_http(what: str, url: str, process: ManagedProcess, timeout: float = 60,
                **kwargs) -> None:
-    wait_until(what, lambda: httpx.get(url, timeout=2, **kwargs).status_code == 200,
+    wait_for_probe(what, lambda: httpx.get(url, timeout=2, **kwargs).status_code == 200,
                timeout, process)
 
 
@@ -279,7 +279,7 @@ def _start_apiserver(c: NodeCluster, pki, etcd_url: str) -> None:
         "--profiling=false"], c.root / "apiserver.log")
     c.processes["kube-apiserver"] = api
     c.api_url = f"https://{NODE_IP}:{port}"
-    wait_until("kube-apiserver", lambda: httpx.get(
+    wait_for_probe("kube-apiserver", lambda: httpx.get(
         f"{c.api_url}/readyz", verify=str(pki.ca), timeout=2,
         headers={"Authorization": f"Bearer {c.tokens['admin']}"}).status_code == 200, 120, api)
     write_kubeconfig(c.kubeconfig, c.api_url, pki.ca, c.tokens["admin"])
@@ -369,7 +369,7 @@ state = "{c.run_dir / 'containerd'}"
     containerd = ManagedProcess.start("containerd", ["containerd", "--config", str(config)],
                                       c.root / "containerd.log")
     c.processes["containerd"] = containerd
-    wait_until("containerd", lambda: c.containerd_socket.exists() and c.ctr(
+    wait_for_probe("containerd", lambda: c.containerd_socket.exists() and c.ctr(
         "version", check=False).returncode == 0, 30, containerd)
 
 
@@ -469,7 +469,7 @@ def _wait_node_ready(c: NodeCluster) -> None:
         nodes = core.list_node().items
         return bool(nodes) and any(cond.type == "Ready" and cond.status == "True"
                                    for cond in nodes[0].status.conditions or [])
-    wait_until("node Ready", ready, 120, c.processes["kubelet"])
+    wait_for_probe("node Ready", ready, 120, c.processes["kubelet"])
 
 
 def _start_dns(c: NodeCluster) -> None:

@@ -371,10 +371,14 @@ def probe_namespace() -> str:
 
 def hub_login(stack: Stack, user: str) -> httpx.Client:
     """A cookie-holding client logged in to the hub with the user's password."""
-    client = httpx.Client(base_url=stack.hub_url, timeout=60)
+    return hub_login_at(stack.hub_url, user, stack.passwords[user])
+
+
+def hub_login_at(hub_url: str, user: str, password: str) -> httpx.Client:
+    """The same for any hub (e.g. one in a cluster, through its proxy Service)."""
+    client = httpx.Client(base_url=hub_url, timeout=60)
     client.get("/hub/login")
-    response = client.post("/hub/login", data={"username": user,
-                                               "password": stack.passwords[user],
+    response = client.post("/hub/login", data={"username": user, "password": password,
                                                "_xsrf": client.cookies.get("_xsrf")})
     assert response.status_code == 302, response.text[:300]
     return client

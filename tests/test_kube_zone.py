@@ -23,7 +23,7 @@ from spawner.demo_auth import hash_password
 from .kernels import KernelSession
 from .kube_cluster import BIN
 from .kube_node import NODE_IP, NodeCluster, start_or_skip, wait_pods_ready
-from .support import MEASUREMENTS, hub_token, wait_until
+from .support import MEASUREMENTS, hub_login_at, hub_token, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.node_cluster]
 CHART = REPO_ROOT / "helm" / "safezone"
@@ -136,13 +136,7 @@ def exec_in(node: NodeCluster, namespace: str, selector: str, command: list[str]
 
 
 def hub_login(zone: dict, user: str) -> httpx.Client:
-    browser = httpx.Client(base_url=zone["url"], timeout=60)
-    browser.get("/hub/login")
-    response = browser.post("/hub/login", data={"username": user,
-                                                "password": zone["passwords"][user],
-                                                "_xsrf": browser.cookies.get("_xsrf")})
-    assert response.status_code == 302, response.text[:300]
-    return browser
+    return hub_login_at(zone["url"], user, zone["passwords"][user])
 
 
 def server_model(zone: dict, user: str) -> dict | None:
