@@ -35,7 +35,14 @@ c.ConfigurableHTTPProxy.pid_file = os.path.join(state_dir, "jupyterhub-proxy.pid
 c.JupyterHub.cleanup_servers = True
 
 # -- who is who ----------------------------------------------------------------------
-if mode == "local" or (env("SAFEZONE_USERS_FILE") and not env("SAFEZONE_OIDC_ISSUER")):
+oidc = bool(env("SAFEZONE_OIDC_ISSUER"))
+if oidc:
+    # the institution's identity provider: hub_config/oidc.py, policies/identity.yaml
+    # (MFA required; IdP groups -> Safezone roles, synced at each login; safe user names)
+    from hub_config.oidc import configure as configure_oidc
+
+    configure_oidc(c)
+elif mode == "local" or env("SAFEZONE_USERS_FILE"):
     # the demo users file (make run; the chart's hub.demoUsersSecret for evaluation)
     c.JupyterHub.authenticator_class = "spawner.demo_auth.FileAuthenticator"
 # Safezone roles never carry JupyterHub admin: a hub admin can mint tokens for anyone and
@@ -51,11 +58,12 @@ c.JupyterHub.custom_scopes = {
     "custom:safezone:steward": {"description": "De-identify raw data into attested datasets."},
     "custom:safezone:sessions": {"description": "Issue and end Safezone session grants."},
 }
-c.JupyterHub.load_groups = {
-    "safezone-admins": {"users": _names("SAFEZONE_ADMINS")},
-    "safezone-reviewers": {"users": _names("SAFEZONE_REVIEWERS")},
-    "safezone-stewards": {"users": _names("SAFEZONE_STEWARDS")},
-}
+if not oidc:  # with OIDC the authenticator sets each user's groups at login
+    c.JupyterHub.load_groups = {
+        "safezone-admins": {"users": _names("SAFEZONE_ADMINS")},
+        "safezone-reviewers": {"users": _names("SAFEZONE_REVIEWERS")},
+        "safezone-stewards": {"users": _names("SAFEZONE_STEWARDS")},
+    }
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=safezone"]},
     {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
@@ -86,6 +94,21 @@ c.JupyterHub.services = [
     {"name": "safezone-spawner", "api_token": env("SAFEZONE_SPAWNER_TOKEN")},
 ]
 
+# -- idle culling (policies/operations.yaml; SAFEZONE_IDLE_*): jupyterhub-idle-culler stops
+# idle default and named servers through the hub API, so the spawner's stop() ends their
+# grants. Its role holds only the scopes the culler documents; servers report activity
+# (kernels, terminals, API calls) often enough for the timeout to see it.
+from safezone.culling import culler_role, culler_service, culling_settings  # noqa: E402
+
+culling = culling_settings()
+_api_host = c.JupyterHub.hub_ip if c.JupyterHub.hub_ip not in ("", "0.0.0.0") else "127.0.0.1"
+culler = culler_service(culling, f"http://{_api_host}:{c.JupyterHub.hub_port}/hub/api")
+if culler:
+    c.JupyterHub.services.append(culler)
+    c.JupyterHub.load_roles.append(culler_role())
+c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": str(culling.activity_interval_seconds)}
+c.JupyterHub.activity_resolution = min(30, culling.activity_interval_seconds)
+
 # -- spawner -------------------------------------------------------------------------
 workspaces = env("SAFEZONE_WORKSPACE_ROOT", os.path.join(state_dir, "workspaces"))
 if mode == "local" and env("SAFEZONE_UNISOLATED_DEMO") == "1":
@@ -105,6 +128,7 @@ elif mode == "local":
 
     c.FileAuthenticator.refused_networks = ZoneNetwork(
         subnet=c.SafeZoneSandboxSpawner.subnet).sandbox_networks  # the proxy is the gateway
+    c.SafezoneOIDCAuthenticator.refused_networks = c.FileAuthenticator.refused_networks
 c.SafeZoneLocalSpawner.control_plane_url = control_plane_url
 c.SafeZoneSandboxSpawner.control_plane_url = control_plane_url
 # A server that died on its own is noticed within this many seconds; its teardown ends
@@ -116,8 +140,6 @@ if mode == "kubernetes":
     c.SafeZoneKubeSpawner.control_plane_url = control_plane_url
     c.SafeZoneKubeSpawner.image = env("SAFEZONE_NOTEBOOK_IMAGE", "")
     c.SafeZoneKubeSpawner.start_timeout = int(env("SAFEZONE_START_TIMEOUT", "300"))
-    if env("SAFEZONE_OIDC_ISSUER"):
-        c.JupyterHub.authenticator_class = "generic-oauth"
 c.JupyterHub.allow_named_servers = True  # e.g. one server per project
 c.JupyterHub.named_server_limit_per_user = int(env("SAFEZONE_SERVERS_PER_USER", "3"))
 # the workspace opens on its read-only welcome notebook (safezone/welcome.py)
@@ -141,3 +163,9 @@ if env("SAFEZONE_UNISOLATED_DEMO") == "1":
     c.JupyterHub.template_vars = {name: banner for name in (
         "announcement", "announcement_login", "announcement_spawn", "announcement_home",
         "announcement_logout")}
+
+# -- logs: the hub's own lines pass safezone.logs.redact (JupyterHub logs the xsrf cookie's
+# session id, a cookie value, at INFO; tests/test_logs_secrets.py scans for such leaks) --
+from safezone.logs import protect_loggers  # noqa: E402
+
+protect_loggers("JupyterHub", "tornado.application", "tornado.access", "tornado.general")

@@ -13,9 +13,10 @@ bare Python before anything is installed.
 import sys
 import tomllib
 
-# The hub logs users in through OIDC (hub.oidcIssuer); the control plane uses PostgreSQL.
+# The control plane uses PostgreSQL (oauthenticator, for the hub's OIDC login, is a
+# dependency of the project itself).
 IMAGE_EXTRAS = ["postgres"]
-IMAGE_ONLY = ["oauthenticator>=17"]
+IMAGE_ONLY: list[str] = []
 
 
 def requirements(pyproject: str, build: bool = False) -> list[str]:

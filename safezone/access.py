@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from . import grants
+from . import grants, quotas
 from .errors import StorageError
 from .grants import SessionsNotRefreshed
 from .memberships import effective_status, expire_memberships
@@ -114,6 +114,7 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
                         DatasetLocation(d.name, d.bucket, d.prefix) for d in due.keep],
                         networks=storage.notebook_networks,
                         excluded=storage.notebook_excluded)
+                    policy = quotas.within_storage_quota(zone, project_name, policy)
                     if zone.broker.update_session_policy(grant.access_key, policy):
                         narrowed[grant.id] = [d.name for d in due.keep]
                     else:  # its keys are dead already: say so in the records

@@ -336,6 +336,12 @@ def local_up(state_dir: str = typer.Option(".cache/zone", help="where the zone k
 
 
 def main() -> None:
+    from . import logs
+
+    # JSON lines on stderr like the control plane's; warnings and above unless asked, and
+    # what `safezone local up` says about starting the zone
+    logs.configure(os.environ.get("SAFEZONE_LOG_LEVEL", "WARNING"),
+                   levels={"safezone.local": "INFO"})
     try:
         app()
     except CliError as exc:

@@ -90,6 +90,8 @@ class Settings:
     # pod CIDR, which the proxy shares). Empty: a token's shape alone says "notebook".
     inside_networks: tuple[str, ...] = ()
     inside_excluded: tuple[str, ...] = ()
+    # the bearer token a Prometheus scraper sends to GET /metrics; empty: no one may scrape
+    metrics_token: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inside_networks",
@@ -126,4 +128,5 @@ class Settings:
             unisolated_demo=_env("UNISOLATED_DEMO", "") == "1",
             inside_networks=_env_list("INSIDE_NETWORKS"),
             inside_excluded=_env_list("INSIDE_EXCLUDED"),
+            metrics_token=_env("METRICS_TOKEN", "") or "",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,10 +15,20 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# Connections kept open per process: a request handler holds one at a time, and the
+# server runs up to 40 handlers at once (anyio's thread limit); opening a connection per
+# request (an overflow connection is closed on return) costs more than the query.
+POOL_SIZE = int(os.environ.get("SAFEZONE_DB_POOL_SIZE", "20"))
+POOL_OVERFLOW = int(os.environ.get("SAFEZONE_DB_POOL_OVERFLOW", "20"))
+
+
 def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets foreign keys on and a busy timeout for concurrent writers."""
+    """An engine with a pool; SQLite gets foreign keys on and a busy timeout for
+    concurrent writers."""
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_timeout": 30}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record) -> None:  # pragma: no cover - driver hook
@@ -27,7 +38,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def alembic_config(url: str) -> Config:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from . import quotas
 from .clock import as_utc
 from .deid import integrity
 from .errors import InvalidInput, NotFound, PermissionDenied, StorageError
@@ -121,6 +122,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
         if project.status is not ProjectStatus.ACTIVE:
             raise PermissionDenied(f"project {project_name} is archived")
         membership = require_usable(db, zone, project, user)
+        quotas.require_server_room(db, project, user, server_name)
         datasets = readable_datasets(project)
         ends = min(as_utc(membership.expires_at),
                    now + timedelta(hours=zone.settings.session_ttl_hours))
@@ -130,6 +132,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
     policy = session_policy(project_name, user, locations,
                             networks=storage.notebook_networks,
                             excluded=storage.notebook_excluded)
+    policy = quotas.within_storage_quota(zone, project_name, policy)
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                      stop_servers=False)
     grant_id = secrets.token_hex(8)
@@ -150,6 +153,8 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
             zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
                         grant=grant_id, access_key=access_key, server=server_name,
                         datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
+            # again with the audit head locked: concurrent spawns cannot both pass
+            quotas.require_server_room(db, project, user, server_name)
     except Exception:
         # The keys never reach the spawner, so they go, also when the grant row was saved
         # but could not be anchored (its identity is then simply gone).

@@ -59,6 +59,8 @@ class Project(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     # Jupyter terminals in the project's notebook servers (read when a grant is issued)
     terminals: Mapped[bool] = mapped_column(default=False)
+    # an administrator's overrides of the policy's quotas (safezone/quotas.py), or none
+    quota: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     datasets: Mapped[list[Dataset]] = relationship(secondary="project_datasets", lazy="selectin")
 

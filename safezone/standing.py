@@ -40,8 +40,21 @@ def standing(db: Session, now: datetime, project_id: int, actor: Identity, *,
     if actor.kind == "user":
         membership = db.scalar(select(Membership).where(Membership.project_id == project_id,
                                                         Membership.user_name == actor.name))
+    return _subject(membership, now, user=user, requester=requester, state=state)
+
+
+def standings(db: Session, now: datetime, project_ids: list[int], actor: Identity
+              ) -> dict[int, Subject]:
+    """:func:`standing` for many projects in one query (lists of projects)."""
+    found: dict[int, Membership] = {}
+    if actor.kind == "user" and project_ids:
+        found = {m.project_id: m for m in db.scalars(select(Membership).where(
+            Membership.user_name == actor.name, Membership.project_id.in_(project_ids)))}
+    return {pid: _subject(found.get(pid), now) for pid in project_ids}
+
+
+def _subject(membership: Membership | None, now: datetime, **facts: str | None) -> Subject:
     status = effective_status(membership, now) if membership else None
-    return Subject(user=user, requester=requester, state=state,
-                   member=status is S.APPROVED,
+    return Subject(**facts, member=status is S.APPROVED,
                    involved=status is not None and (status is not S.REJECTED
                                                     or membership.ever_approved))

@@ -36,8 +36,9 @@ class Zone:
     # audit anchoring state of this process (see unit_of_work)
     _anchored: audit.Anchor | None = field(default=None, init=False, repr=False)
     _unanchored_seq: int = field(default=0, init=False, repr=False)
-    _anchor_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
-                                         repr=False)
+    _anchor_turn: threading.Condition = field(default_factory=threading.Condition,
+                                              init=False, repr=False)
+    _anchor_writing: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> Zone:
@@ -95,23 +96,47 @@ class Zone:
         if head and head.seq:
             self.anchor(head, committed=False)
         else:
-            with self._anchor_lock:
+            with self._anchor_turn:
                 self._unanchored_seq = 0
 
     def anchor(self, head: audit.Anchor, *, committed: bool = True) -> None:
-        """Write ``head`` as an anchor (skipped when this process already wrote it)."""
-        if head == self._anchored:
-            return
+        """Return once an anchor at or after ``head`` is stored (group commit).
+
+        An anchor vouches for its event and every event before it (the links carry the
+        hashes), so one write covers every unit of work that committed before it: while
+        one thread writes, the others wait, and the next write anchors the newest head
+        for all of them. Nobody returns before an anchor covering their change exists;
+        a failed write fails the writer and every waiter it covered.
+        """
+        with self._anchor_turn:
+            while not self._covered(head):
+                if not self._anchor_writing:
+                    self._anchor_writing = True
+                    break
+                self._anchor_turn.wait()
+            else:
+                return
+        newest = head
         try:
-            self.broker.write_anchor(head.seq, head.hash)
+            with self.sessions() as db:
+                newest = max(audit.head(db) or head, head)
+            self.broker.write_anchor(newest.seq, newest.hash)
         except Exception as exc:
-            with self._anchor_lock:
-                self._unanchored_seq = max(self._unanchored_seq, head.seq)
-            log.error("could not anchor audit head %s: %s", head.seq, exc)
+            with self._anchor_turn:
+                self._unanchored_seq = max(self._unanchored_seq, newest.seq)
+                self._anchor_writing = False
+                self._anchor_turn.notify_all()
+            log.error("could not anchor audit head %s: %s", newest.seq, exc)
             raise audit.AuditUnanchored(committed=committed) from exc
-        with self._anchor_lock:
-            if self._anchored is None or head.seq >= self._anchored.seq:
-                self._anchored = head
+        with self._anchor_turn:
+            if self._anchored is None or newest.seq >= self._anchored.seq:
+                self._anchored = newest
+            self._anchor_writing = False
+            self._anchor_turn.notify_all()
+
+    def _covered(self, head: audit.Anchor) -> bool:
+        return head == self._anchored or (self._anchored is not None
+                                          and self._anchored.seq > head.seq)
 
     def record(self, db: Session, actor: Identity, action: str, subject: str,
                **data: Any) -> None:

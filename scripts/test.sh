@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/keycloak.sh  # the login tests' identity provider (tests/keycloak.py)
 if command -v go >/dev/null; then  # Kubernetes tests: the API-level tools and a real node's
   scripts/kube-tools.sh
   # the node cluster (tests/kube_node.py): Debian's containerd and runc, iptables and ipset

@@ -17,6 +17,7 @@ from kubespawner import KubeSpawner
 from traitlets import default
 
 from safezone.kube.provision import namespace_for
+from safezone.sandbox.limits import limits_for
 
 from .grants import GrantMixin
 
@@ -66,6 +67,14 @@ class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
     def _default_mem_guarantee(self) -> str:
         return "1G"
 
+    def apply_project_limits(self, project: str) -> None:
+        """CPU and memory limits of the project's servers: the sandbox limits of
+        policies/sandbox.yaml, the same as local mode's cgroups (guarantees never above)."""
+        limits = limits_for(project)
+        self.cpu_limit, self.mem_limit = limits.cpus, limits.memory_bytes
+        self.cpu_guarantee = min(self.cpu_guarantee or 0.0, limits.cpus)
+        self.mem_guarantee = min(self.mem_guarantee or 0, limits.memory_bytes)
+
     def get_env(self) -> dict[str, str]:
         """The pod's plain env: everything but the hub token (it is in the Secret)."""
         return {k: v for k, v in super().get_env().items() if k not in TOKEN_VARIABLES}
@@ -78,6 +87,7 @@ class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
         await super().load_user_options()
         grant = await self.acquire_grant()
         self.namespace = namespace_for(grant["project"])
+        self.apply_project_limits(grant["project"])
         self.extra_labels = {**self.extra_labels,
                              "safezone.io/project": grant["project"],
                              "safezone.io/user": self.user.name,

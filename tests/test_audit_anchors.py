@@ -153,3 +153,39 @@ def test_failed_anchor_pauses_actions_until_storage_is_back(fragile):
     # the re-try anchored the change whose anchor had failed, then the action its own
     assert {2, 3} <= anchored_seqs(zone)
     assert findings(zone) == []
+
+
+def test_concurrent_units_share_anchor_writes_and_none_returns_unanchored(zone):
+    """Group commit: 16 units of work at once need fewer anchor objects than events, and
+    each returns only after an anchor at or past its own event is in MinIO. The anchor
+    writes are slowed (50 ms each, real MinIO underneath) so that they overlap."""
+    import threading
+    import time
+
+    real_write, written = zone.broker.write_anchor, []
+
+    def slow_write(seq: int, digest: str) -> None:
+        time.sleep(0.05)
+        real_write(seq, digest)
+        written.append(seq)
+
+    zone.broker.write_anchor = slow_write
+    before = len(anchored_seqs(zone))
+    uncovered: list[int] = []
+
+    def one(i: int) -> None:
+        with zone.unit_of_work() as db:
+            seq = audit.append(db, now=zone.now(), actor="admin", action="test.group",
+                               subject=f"n:{i}").seq
+        if not any(s >= seq for s in written):  # returned before its anchor existed
+            uncovered.append(seq)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert uncovered == []
+    assert 1 <= len(written) < 16, written
+    assert len(anchored_seqs(zone)) - before == len(written)
+    assert findings(zone) == []

@@ -162,3 +162,87 @@ def test_install_and_upgrade_rolls_the_hub(cluster):
          "--set", "hub.admins={admin,carol}", kubeconfig=cluster.kubeconfig)
     again = client.CoreV1Api(api).read_namespaced_secret("hub-tokens", "safezone-chart")
     assert again.data == tokens.data  # generated tokens survive upgrades
+    metrics = client.CoreV1Api(api).read_namespaced_secret("control-plane-metrics",
+                                                           "safezone-chart")
+    assert len(metrics.data["token"]) >= 48  # generated at install (base64 of 48 chars)
+
+
+def test_control_plane_probes_and_the_metrics_token():
+    """Readiness asks the database, MinIO and the audit anchoring; liveness only the
+    process; GET /metrics takes its token from a generated Secret; worker processes share
+    a multiprocess folder on the pod's /tmp volume."""
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+    docs = rendered()
+    plane = next(d for d in docs if d["kind"] == "Deployment"
+                 and d["metadata"]["name"] == "control-plane")
+    container = plane["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/api/health/ready"
+    assert container["readinessProbe"]["timeoutSeconds"] >= 3  # MinIO's check waits 2 s
+    assert container["livenessProbe"]["httpGet"]["path"] == "/api/health/live"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SAFEZONE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "control-plane-metrics", "key": "token"}
+    folder = env["PROMETHEUS_MULTIPROC_DIR"]["value"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(folder.startswith(m.rstrip("/") + "/") for m in mounts)  # writable, not root fs
+    secret = next(d for d in docs if d["kind"] == "Secret"
+                  and d["metadata"]["name"] == "control-plane-metrics")
+    assert len(secret["data"]["token"]) >= 48
+    hub = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hub")
+    hub_env = str(hub["spec"]["template"]["spec"])
+    assert "control-plane-metrics" not in hub_env  # the hub never holds the scraper's token
+
+
+def test_oidc_values_reach_the_hub_as_environment():
+    """hub.oidc.* -> the hub's environment (ConfigMap) and its client secret as a file
+    mounted from the named Secret; the secret's value is never rendered."""
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+    sets = ("hub.oidc.issuer=https://idp.example/realms/r", "hub.oidc.clientId=hub",
+            "hub.oidc.callbackUrl=https://zone.example/hub/oauth_callback",
+            "hub.oidc.usernameClaim=email", "hub.oidc.groupsClaim=roles",
+            "hub.oidc.clientSecret.name=idp", "hub.oidc.clientSecret.key=secret",
+            "hub.oidc.mfa.amr={otp,hwk}")
+    docs = rendered(*sets)
+    config = next(d for d in docs if d["kind"] == "ConfigMap"
+                  and d["metadata"]["name"] == "hub-config")["data"]
+    assert {k: v for k, v in config.items() if k.startswith("SAFEZONE_OIDC_")} == {
+        "SAFEZONE_OIDC_ISSUER": "https://idp.example/realms/r",
+        "SAFEZONE_OIDC_CLIENT_ID": "hub",
+        "SAFEZONE_OIDC_CALLBACK_URL": "https://zone.example/hub/oauth_callback",
+        "SAFEZONE_OIDC_USERNAME_CLAIM": "email", "SAFEZONE_OIDC_GROUPS_CLAIM": "roles",
+        "SAFEZONE_OIDC_SCOPES": "openid profile email",
+        "SAFEZONE_OIDC_MFA_ACR": "", "SAFEZONE_OIDC_MFA_AMR": "otp,hwk"}
+    hub = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hub")
+    pod = hub["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["SAFEZONE_OIDC_CLIENT_SECRET_FILE"] == "/etc/safezone-oidc/client-secret"
+    volume = next(v for v in pod["volumes"] if v["name"] == "oidc-client")
+    assert volume["secret"] == {"secretName": "idp",
+                                "items": [{"key": "secret", "path": "client-secret"}]}
+    assert {"name": "oidc-client", "mountPath": "/etc/safezone-oidc", "readOnly": True} in \
+        pod["containers"][0]["volumeMounts"]
+    default = next(d for d in rendered() if d["kind"] == "ConfigMap"
+                   and d["metadata"]["name"] == "hub-config")["data"]
+    assert default["SAFEZONE_OIDC_ISSUER"] == "" and "SAFEZONE_OIDC_CLIENT_ID" not in default
+    missing = helm("template", "sz", str(CHART), "--set", sets[0], check=False)
+    assert missing.returncode != 0 and "callbackUrl" in missing.stderr
+
+
+def test_control_plane_replicas_and_workers_need_postgresql():
+    """controlPlane.replicas and .workers reach the Deployment; with the embedded SQLite
+    database more than one process is refused at render time, with the reason."""
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+    plane = next(d for d in rendered("controlPlane.replicas=2", "controlPlane.workers=3")
+                 if d["kind"] == "Deployment" and d["metadata"]["name"] == "control-plane")
+    assert plane["spec"]["replicas"] == 2
+    container = plane["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SAFEZONE_WORKERS"] == "3"
+    for setting in ("controlPlane.replicas=2", "controlPlane.workers=2"):
+        refused = helm("template", "sz", str(CHART), "--set", "database.embedded.enabled=true",
+                       "--set", setting, check=False)
+        assert refused.returncode != 0
+        assert "need PostgreSQL" in refused.stderr

@@ -21,6 +21,7 @@ from traitlets.config import Config
 
 from safezone import grants
 from safezone.kube.provision import KubeSettings, provision_project
+from safezone.sandbox.limits import limits_for
 
 from .conftest import NOTEBOOK_IMAGE
 from .support import provision, report_measure, wait_until
@@ -92,7 +93,9 @@ def test_start_and_stop_for_an_approved_member(stack, kube, member_project):
         container = pod.spec.containers[0]
         assert container.security_context.allow_privilege_escalation is False
         assert container.security_context.capabilities.drop == ["ALL"]
-        assert container.resources.limits["cpu"]
+        limits = limits_for(setup.project)  # policies/sandbox.yaml, as the local cgroups
+        assert float(container.resources.limits["cpu"]) == limits.cpus
+        assert int(container.resources.limits["memory"]) == limits.memory_bytes
         secret_name = f"sz-grant-{spawner.grant_id}"
         assert container.env_from[0].secret_ref.name == secret_name
         assert not any(e.name.startswith("AWS_") for e in container.env or [])

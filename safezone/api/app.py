@@ -27,7 +27,10 @@ from .applications_routes import applications_router
 from .body_limit import BodyLimit
 from .exports_routes import export_router
 from .headers import SecurityHeaders, ServerTiming
+from .health import health_router
+from .metrics import Observe, metrics_router
 from .origin import placed
+from .quota_routes import quota_router
 from .schemas import (
     ApproveIn,
     AttachIn,
@@ -86,6 +89,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ServerTiming)
     app.add_middleware(BodyLimit)
+    app.add_middleware(Observe)  # inside StripServicePrefix: it reads the matched route
     app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
 
     @app.exception_handler(SafezoneError)
@@ -294,8 +298,11 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
         grants.end_grant(zone, actor, grant_id)
         return {"grant_id": grant_id, "status": "ended"}
 
+    app.include_router(health_router(zone))
+    app.include_router(metrics_router(zone))
     app.include_router(export_router(zone, caller))
     app.include_router(applications_router(zone, caller))
+    app.include_router(quota_router(zone, caller))
     app.include_router(page_router(zone, oauth))
 
     # -- audit -------------------------------------------------------------------------
@@ -327,10 +334,16 @@ async def _sweeper(zone: Zone) -> None:
     """Every SWEEP_SECONDS: end expired memberships and grants, and bring live grants that
     hold more than the catalogue allows in line (``access.sweep``)."""
     from .. import access
+    from ..leader import Leadership
 
-    while True:
-        await asyncio.sleep(SWEEP_SECONDS)
-        try:
-            await asyncio.to_thread(access.sweep, zone, SYSTEM)
-        except Exception:  # keep sweeping; the next round retries
-            log.exception("sweep failed")
+    leadership = Leadership(zone.sessions.kw["bind"])  # one sweeper per database
+    try:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                if await asyncio.to_thread(leadership.held):
+                    await asyncio.to_thread(access.sweep, zone, SYSTEM)
+            except Exception:  # keep sweeping; the next round retries
+                log.exception("sweep failed")
+    finally:
+        leadership.release()

@@ -8,10 +8,13 @@ import time
 from urllib.parse import urlparse
 
 import uvicorn
+from fastapi import FastAPI
 
+from .. import logs
 from ..config import Settings
 from ..zone import Zone
 from .app import create_app
+from .metrics import reset_multiprocess_dir
 
 log = logging.getLogger(__name__)
 STORAGE_WAIT_SECONDS = 120
@@ -33,12 +36,45 @@ def bootstrap_storage(zone: Zone, wait: float = STORAGE_WAIT_SECONDS) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    zone = Zone.from_settings(Settings.from_env())
+    logs.configure()  # JSON lines (safezone/logs.py); uvicorn's workers get the same below
+    reset_multiprocess_dir()  # PROMETHEUS_MULTIPROC_DIR, emptied before any worker starts
+    settings = Settings.from_env()
+    try:
+        workers = worker_count(settings.database_url)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    zone = Zone.from_settings(settings)  # migrates once, before any worker starts
     bootstrap_storage(zone)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8700"))
-    uvicorn.run(create_app(zone), host=url.hostname or "127.0.0.1", port=url.port or 8700,
-                log_level="info", proxy_headers=False)  # request.client: the TCP peer
+    serve = {"host": url.hostname or "127.0.0.1", "port": url.port or 8700,
+             "log_level": "info", "log_config": logs.dict_config(),
+             "http": "httptools", "loop": "uvloop",
+             "proxy_headers": False}  # request.client: the TCP peer
+    log.info("control plane: %d worker process(es)", workers)
+    if workers == 1:
+        uvicorn.run(create_app(zone), **serve)
+    else:
+        uvicorn.run("safezone.api.main:worker_app", factory=True, workers=workers, **serve)
+
+
+def worker_count(database_url: str) -> int:
+    """SAFEZONE_WORKERS, else one per core; SQLite zones run one process (their writers
+    would not take turns across processes)."""
+    configured = os.environ.get("SAFEZONE_WORKERS", "").strip()
+    if configured and (not configured.isdigit() or int(configured) < 1):
+        raise ValueError(f"SAFEZONE_WORKERS must be a whole number >= 1, not {configured!r}")
+    if database_url.startswith("sqlite"):
+        if configured and int(configured) > 1:
+            raise ValueError("SAFEZONE_WORKERS > 1 needs PostgreSQL; a SQLite zone runs "
+                             "one control-plane process")
+        return 1
+    return int(configured) if configured else max(1, os.cpu_count() or 1)
+
+
+def worker_app() -> FastAPI:
+    """One worker process's app (uvicorn calls this in each; the parent migrated)."""
+    logs.configure()
+    return create_app(Zone.from_settings(Settings.from_env(), run_migrations=False))
 
 
 if __name__ == "__main__":

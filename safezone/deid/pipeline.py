@@ -24,6 +24,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from .. import __version__, datasets
+from ..api.metrics import counted_deid_run
 from ..errors import InvalidInput, NotFound, StorageError
 from ..models import DatasetStatus
 from ..naming import check_bucket_name, check_object_key
@@ -143,6 +144,7 @@ def _check_output_free(zone: Zone, dataset: str) -> bool:
     return True
 
 
+@counted_deid_run  # safezone_deid_runs_total{outcome}
 def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_key: str,
         dataset: str, key: bytes, progress: bool = False) -> dict[str, Any]:
     """De-identify ``input_bucket/input_key`` into dataset ``dataset``; returns the attestation."""

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
+from ..api.metrics import timed_check
 from ..checks.findings import load_rules
 from ..checks.runner import CheckContext, DatasetShape, FileInput, check_request, is_evidence
 from ..models import Dataset, ExportRequest, ExportStatus, ProjectDataset, ReleasedIndex
@@ -60,6 +61,7 @@ def _context(zone: Zone, project_id: int) -> CheckContext:
         return CheckContext(datasets=shapes, released=tuple(indexes))
 
 
+@timed_check  # safezone_disclosure_check_duration_seconds
 def run_checks(zone: Zone, request_id: str) -> None:
     """Check one claimed request and open its review (all results stored, or none)."""
     rules = load_rules()

@@ -90,6 +90,9 @@ def _application(world: World, fresh: bool) -> str:
 
 CALLS: list[Call] = [
     Call("GET", "/api/health", "health.read"),
+    Call("GET", "/api/health/live", "health.read"),
+    Call("GET", "/api/health/ready", "health.read"),
+    Call("GET", "/metrics", "metrics.read"),  # a hub token is no scraper token: 401
     Call("GET", "/api/me", "me.read"),
     Call("POST", "/api/projects", "project.create", body=lambda w: {"name": unique("mx")}),
     Call("GET", "/api/projects", "project.list"),
@@ -101,6 +104,9 @@ CALLS: list[Call] = [
          fresh="project"),
     Call("PUT", "/api/projects/{name}/terminals", "project.set_terminals", "project",
          body=lambda w: {"enabled": True}, fresh="project"),
+    Call("GET", "/api/projects/{name}/quota", "project.quota", "project"),
+    Call("PUT", "/api/projects/{name}/quota", "project.set_quota", "project",
+         body=lambda w: {"servers": 5}, fresh="project"),
     Call("POST", "/api/datasets", "dataset.register",
          body=lambda w: {"name": unique("raw-mx"), "classification": "raw"}),
     Call("GET", "/api/datasets", "dataset.list"),
