@@ -1,4 +1,4 @@
-.PHONY: run test setup lint images
+.PHONY: run test setup lint images fuzz
 
 run: ## Start the local safe zone with demo data (installs what it needs)
 	scripts/setup.sh
@@ -12,6 +12,10 @@ setup:
 
 lint:
 	.venv/bin/ruff check .
+
+fuzz: ## Fuzz the control-plane API with schemathesis as every identity, long run (EXAMPLES=100)
+	scripts/setup.sh
+	.venv/bin/python -m benchmarks.fuzz_api --examples $(or $(EXAMPLES),100)
 
 images: ## Build the container images locally with buildah, no registry (root; see images/README.md)
 	scripts/images.sh

@@ -32,8 +32,14 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from safezone.local.processes import ManagedProcess, free_port, wait_for_http
-from tests.support import ZONE_NET, launch_minio, launch_stack, provision, unique
+from tests.support import (
+    ZONE_NET,
+    launch_minio,
+    launch_stack,
+    provision,
+    start_control_plane_process,
+    unique,
+)
 
 
 @dataclass
@@ -130,38 +136,6 @@ async def grants(base: str, token: str, users: list[str], project: str, clients:
     return Result(f"POST /api/sessions x{clients}", len(latencies), errors, elapsed, latencies)
 
 
-def start_control_plane(stack, tmp: Path, workers: int) -> tuple[ManagedProcess, str]:
-    """The control plane as a zone runs it (its own process, its own uvicorn workers)."""
-    port = free_port()
-    ZONE_NET.allow(port)
-    url = f"http://{ZONE_NET.gateway}:{port}"
-    storage = stack.zone.settings.storage
-    env = {**os.environ,
-           "SAFEZONE_DATABASE_URL": stack.database_url,
-           "SAFEZONE_MINIO_ENDPOINT": storage.endpoint,
-           "SAFEZONE_MINIO_PUBLIC_URL": storage.public_endpoint,
-           "SAFEZONE_MINIO_ROOT_USER": storage.root_user,
-           "SAFEZONE_MINIO_ROOT_PASSWORD": storage.root_password,
-           "SAFEZONE_MINIO_ISSUER_PASSWORD": storage.issuer_password,
-           "SAFEZONE_MINIO_ANCHOR_PASSWORD": stack.zone.broker.anchor_password,
-           "SAFEZONE_AUDIT_ANCHOR_PREFIX": storage.anchor_prefix,
-           "SAFEZONE_LOCK_RETENTION_DAYS": "1",
-           "SAFEZONE_NOTEBOOK_NETWORKS": ",".join(storage.notebook_networks),
-           "SAFEZONE_NOTEBOOK_EXCLUDED": ",".join(storage.notebook_excluded),
-           "SAFEZONE_INSIDE_NETWORKS": ",".join(stack.zone.settings.inside_networks),
-           "SAFEZONE_INSIDE_EXCLUDED": ",".join(stack.zone.settings.inside_excluded),
-           "JUPYTERHUB_API_URL": stack.zone.settings.hub_api_url,
-           "JUPYTERHUB_API_TOKEN": stack.zone.settings.service_token,
-           "JUPYTERHUB_SERVICE_URL": url,
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    if workers:
-        env["SAFEZONE_WORKERS"] = str(workers)
-    process = ManagedProcess.start("control-plane", [sys.executable, "-m", "safezone.api.main"],
-                                   tmp / "control-plane.log", env=env)
-    wait_for_http(f"{url}/api/health", 60, process)
-    return process, url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
@@ -184,11 +158,15 @@ def main() -> None:
                     f"/api/projects/{provisioned.project}/members/{member}/approve",
                     json={"expires_at": (stack.zone.now() + timedelta(days=30)).isoformat()}
                 ).raise_for_status()
+            stack.api("admin").put(f"/api/projects/{provisioned.project}/quota",
+                                   json={"servers": 1000}).raise_for_status()
             for _ in range(3):  # a few more projects, so the lists are not trivial
                 stack.api("admin").post("/api/projects", json={
                     "name": unique("proj"), "title": "load"}).raise_for_status()
             workers = args.workers or None
-            control_plane, base = start_control_plane(stack, tmp, workers or 0)
+            control_plane, base = start_control_plane_process(
+                stack.zone, tmp / "control-plane.log",
+                {"SAFEZONE_WORKERS": str(workers)} if workers else None)
             print(f"database: {stack.database_url.split(':')[0]}; "
                   f"control-plane workers: {workers or 'default'}; "
                   f"{args.clients} clients for {args.seconds:.0f} s per target; "

@@ -45,6 +45,11 @@ if oidc:
 elif mode == "local" or env("SAFEZONE_USERS_FILE"):
     # the demo users file (make run; the chart's hub.demoUsersSecret for evaluation)
     c.JupyterHub.authenticator_class = "spawner.demo_auth.FileAuthenticator"
+# Access records (접속기록): every login is reported to the control plane with the address
+# the hub saw, using the spawner's token; a login that cannot be recorded is refused.
+from safezone.records.hub_hook import report_login  # noqa: E402
+
+c.Authenticator.post_auth_hook = report_login
 # Safezone roles never carry JupyterHub admin: a hub admin can mint tokens for anyone and
 # so act as any reviewer. Hub admin is a break-glass operator role, held by nobody unless
 # SAFEZONE_HUB_OPERATORS names someone; the control plane refuses and audits them.

@@ -177,7 +177,12 @@ def refresh_stale_sessions(zone: Zone, actor: Identity) -> list[str]:
 def sweep(zone: Zone, actor: Identity = SYSTEM) -> None:
     """One round of the control plane's sweeper; each step runs even if another failed.
     Each is a read-only query when nothing is due."""
-    for step in (expire_memberships, grants.end_expired_grants, refresh_stale_sessions):
+    from .destruction.service import destroy_due, end_projects
+    from .exports.release import release_approved
+
+    for step in (end_projects, expire_memberships, grants.end_expired_grants,
+                 grants.reconcile_pending, release_approved, refresh_stale_sessions,
+                 destroy_due):
         try:
             step(zone, actor)
         except StorageError as exc:

@@ -459,7 +459,8 @@ def approve(zone: Zone, actor: Identity, application_id: str, expires_at: Any, *
     done = list(a.progress or [])
     try:
         if create:
-            projects.create_project(zone, actor, name, title)
+            projects.create_project(zone, actor, name, title,  # ends with the period
+                                    ends_on=parse_day(a.period_end))
             done.append(f"project.created:{name}")
         attached = _attached(zone, name)
         for dataset in a.datasets:

@@ -38,6 +38,15 @@ def event_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(hashed)).hexdigest()
 
 
+def lock_head(db: Session) -> None:
+    """Take the chain's head row for this transaction (PostgreSQL: ``FOR UPDATE``), so
+    units of work that read then write take turns; created on first use."""
+    if db.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update()
+                  ).first() is None:
+        db.add(AuditHead(id=1, seq=0, hash=GENESIS))
+        db.flush()
+
+
 def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
            data: dict[str, Any] | None = None) -> AuditEvent:
     """Add the next link inside the caller's transaction (locks the head row)."""

@@ -47,10 +47,11 @@ def _client() -> httpx.Client:
     return httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"token {token}"})
 
 
-def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call(method: str, path: str, body: dict[str, Any] | None = None, *,
+         params: dict[str, str] | None = None, raw: bool = False) -> Any:
     try:
         with _client() as client:
-            response = client.request(method, path, json=body)
+            response = client.request(method, path, json=body, params=params)
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach the control plane: {exc}") from exc
     if response.status_code >= 400:
@@ -59,7 +60,7 @@ def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         except ValueError:
             message = response.text.strip()[:200]
         raise CliError(f"{response.status_code}: {message}")
-    return response.json()
+    return response.content if raw else response.json()
 
 
 def show(value: Any) -> None:
@@ -323,6 +324,93 @@ def deid_verify(dataset: str, steward: str = typer.Option("steward", help="who c
     typer.echo(f"{dataset}: attestation holds")
 
 
+destruction_app = typer.Typer(help="Project end, retention and destruction (종료·보존·파기).",
+                              no_args_is_help=True)
+app.add_typer(destruction_app, name="destruction")
+
+
+def _day_or_none(value: str, option: str) -> str | None:
+    """YYYY-MM-DD, or 'none' to clear."""
+    if value.lower() == "none":
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise CliError(f"{option} {value!r} is not a date YYYY-MM-DD (or 'none')") from None
+
+
+@destruction_app.command("end")
+def destruction_end(project: str, on: str = typer.Option(
+        ..., "--on", help="the project's last day, YYYY-MM-DD, or 'none'")) -> None:
+    """Set a project's end date; its data is destroyed after the retention period."""
+    show(call("PUT", f"/api/projects/{project}/end", {"ends_on": _day_or_none(on, "--on")}))
+
+
+@destruction_app.command("retain")
+def destruction_retain(dataset: str, until: str = typer.Option(
+        ..., "--until", help="a raw dataset's last day of retention, YYYY-MM-DD, or 'none'")
+        ) -> None:
+    show(call("PUT", f"/api/datasets/{dataset}/retention",
+              {"retain_until": _day_or_none(until, "--until")}))
+
+
+@destruction_app.command("run")
+def destruction_run(kind: str = typer.Argument(..., help="project or dataset"),
+                    name: str = typer.Argument(...)) -> None:
+    """Destroy a due project's data or raw dataset now (the zone does it by itself)."""
+    if kind not in {"project", "dataset"}:
+        raise CliError(f"kind must be project or dataset, not {kind!r}")
+    show(call("POST", f"/api/{kind}s/{name}/destroy"))
+
+
+@destruction_app.command("list")
+def destruction_list(subject: str = typer.Option("", help="one project or dataset")) -> None:
+    show(call("GET", "/api/destructions", params={"subject": subject} if subject else None))
+
+
+@destruction_app.command("report")
+def destruction_report(destruction_id: str, out: str = typer.Option(
+        "", help="write the certificate (파기 확인서) exactly as stored to this file")) -> None:
+    """Show a certificate of destruction, or save its locked copy with --out."""
+    if not out:
+        show(call("GET", f"/api/destructions/{destruction_id}"))
+        return
+    body = call("GET", f"/api/destructions/{destruction_id}/certificate", raw=True)
+    try:
+        with open(out, "xb") as handle:
+            handle.write(body)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror}") from None
+    import hashlib
+
+    typer.echo(f"wrote {out} ({len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()})")
+
+
+@app.command("backup")
+def backup_command(target: str = typer.Argument(
+        ..., help="a new (or empty) folder, or s3://bucket/name in the zone's MinIO")) -> None:
+    """Write a consistent snapshot (database, catalogue pins, audit anchors, manifest) with
+    the control plane's settings (SAFEZONE_* environment); the zone may keep running."""
+    from .backup.cli import run_backup
+
+    run_backup(target)
+
+
+@app.command("restore")
+def restore_command(snapshot: str = typer.Argument(..., help="snapshot folder or s3://…"),
+                    manifest_sha256: str = typer.Option(
+                        "", help="refuse unless manifest.json has this SHA-256 (printed "
+                        "by the backup)"),
+                    quick: bool = typer.Option(False, help="check dataset pins by listing "
+                                               "only, without re-hashing the objects"),
+                    by: str = typer.Option("", help="who restores (audit); default: $USER")
+                    ) -> None:
+    """Bring a fresh zone (empty database) back from a snapshot; exit 1 on any problem."""
+    from .backup.cli import run_restore
+
+    run_restore(snapshot, manifest_sha256=manifest_sha256, full=not quick, by=by)
+
+
 @local_app.command("up")
 def local_up(state_dir: str = typer.Option(".cache/zone", help="where the zone keeps its data"),
              port: int = 8000,
@@ -348,6 +436,10 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
+
+from .records.cli import records_app  # noqa: E402  (its commands use call() above)
+
+app.add_typer(records_app, name="records")
 
 if __name__ == "__main__":
     main()

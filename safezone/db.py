@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +16,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Connections kept open per process: a request handler holds one at a time, and the
 # server runs up to 40 handlers at once (anyio's thread limit); opening a connection per
 # request (an overflow connection is closed on return) costs more than the query.
+BEGIN = "safezone_sqlite_begin"  # execution option: DEFERRED (reads) or IMMEDIATE (writes)
 POOL_SIZE = int(os.environ.get("SAFEZONE_DB_POOL_SIZE", "20"))
 POOL_OVERFLOW = int(os.environ.get("SAFEZONE_DB_POOL_OVERFLOW", "20"))
 
@@ -32,13 +31,27 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn, _record) -> None:  # pragma: no cover - driver hook
+            conn.isolation_level = None  # the driver's own BEGIN comes too late; ours below
             cur = conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn) -> None:  # pragma: no cover - driver hook
+            conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(BEGIN, 'DEFERRED')}")
+
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
+
+
+def take_write_turn(db: Session) -> None:
+    """Make the transaction just begun a writer's from its first statement: on SQLite,
+    ``BEGIN IMMEDIATE`` (it waits for the write lock, so what it reads stays true until it
+    commits; the driver's own deferred BEGIN let reads run before the lock and go stale).
+    PostgreSQL writers take turns on the audit head's row lock (``audit.lock_head``)."""
+    if db.get_bind().dialect.name == "sqlite":
+        db.connection(execution_options={BEGIN: "IMMEDIATE"})
 
 
 def alembic_config(url: str) -> Config:
@@ -56,9 +69,3 @@ def migrate(url: str) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
-        yield session

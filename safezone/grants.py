@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from . import quotas
+from . import failpoints, quotas
+from .audit import AuditUnanchored
 from .clock import as_utc
 from .deid import integrity
-from .errors import InvalidInput, NotFound, PermissionDenied, StorageError
+from .errors import Conflict, InvalidInput, NotFound, PermissionDenied, StorageError
 from .models import (
     Classification,
     Dataset,
@@ -31,11 +32,13 @@ from .models import (
 )
 from .naming import check_user_name
 from .permissions import Identity, require
-from .storage.broker import clamp_identity_expiry
+from .storage.broker import clamp_identity_expiry, session_keys
 from .storage.policies import DatasetLocation, session_policy
 from .zone import Zone
 
 log = logging.getLogger(__name__)
+# a grant still pending this long was left by a process that died while issuing it
+PENDING_GRACE = timedelta(seconds=15)
 
 
 class SessionsNotRefreshed(StorageError):
@@ -136,33 +139,88 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                      stop_servers=False)
     grant_id = secrets.token_hex(8)
-    access_key, secret_key = zone.broker.create_session_identity(
-        policy, clamp_identity_expiry(ends, now), name=f"sz-{grant_id}",
-        description=f"safezone session {user} / {project_name}",
-    )
+    access_key, secret_key = session_keys()
     listed = [{"name": d.name, "uri": f"s3://{d.bucket}/{d.prefix}"} for d in datasets]
+    with zone.unit_of_work() as db:  # the intent first: a crash past it leaves no orphan
+        db.add(SessionGrant(id=grant_id, project_id=get_project(db, project_name).id,
+                            user_name=user, server_name=server_name, access_key=access_key,
+                            status=GrantStatus.PENDING, datasets={"datasets": listed},
+                            created_at=now, expires_at=ends))
     try:
-        with zone.unit_of_work() as db:
-            project = get_project(db, project_name)
-            require_usable(db, zone, project, user)  # a revoke may have landed meanwhile
-            terminals = project.terminals
-            db.add(SessionGrant(id=grant_id, project_id=project.id, user_name=user,
-                                server_name=server_name, access_key=access_key,
-                                status=GrantStatus.ACTIVE, datasets={"datasets": listed},
-                                created_at=now, expires_at=ends))
-            zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
-                        grant=grant_id, access_key=access_key, server=server_name,
-                        datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
-            # again with the audit head locked: concurrent spawns cannot both pass
-            quotas.require_server_room(db, project, user, server_name)
-    except Exception:
+        zone.broker.create_session_identity(
+            policy, clamp_identity_expiry(ends, now), name=f"sz-{grant_id}",
+            description=f"safezone session {user} / {project_name}",
+            keys=(access_key, secret_key))
+        failpoints.reach("grant.identity_created")
+        terminals = _activate(zone, actor, grant_id, project_name, user, server_name,
+                              listed, ends)
+    except Exception as exc:
         # The keys never reach the spawner, so they go, also when the grant row was saved
         # but could not be anchored (its identity is then simply gone).
         zone.broker.delete_session_identity(access_key)
+        if not (isinstance(exc, AuditUnanchored) and exc.committed):
+            _forget_pending(zone, grant_id)
         raise
     return IssuedGrant(grant_id, project_name, user, server_name, access_key, secret_key, ends,
                        zone.settings.storage.public_endpoint, zone.settings.storage.region,
                        listed, terminals)
+
+
+def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, user: str,
+              server_name: str, listed: list[dict[str, str]], ends: datetime) -> bool:
+    """The pending grant becomes active (audited); returns the project's terminals switch."""
+    from .memberships import require_usable
+    from .projects import get_project
+
+    with zone.unit_of_work() as db:
+        project = get_project(db, project_name)
+        require_usable(db, zone, project, user)  # a revoke may have landed meanwhile
+        if db.scalar(select(SessionGrant.id).where(  # another replica's, just now
+                SessionGrant.status == GrantStatus.ACTIVE, SessionGrant.user_name == user,
+                SessionGrant.server_name == server_name)) is not None:
+            raise Conflict(f"{user}'s server {server_name or '(default)'} was granted "
+                           "a session a moment ago; start it once (이미 세션이 발급됨)")
+        grant = db.get(SessionGrant, grant_id)
+        if grant is None or grant.status is not GrantStatus.PENDING:  # reconciled meanwhile
+            raise StorageError("the session grant was abandoned while it was being issued; "
+                               "start the server again (세션 발급 중단)")
+        grant.status = GrantStatus.ACTIVE
+        access_key = grant.access_key
+        zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
+                    grant=grant_id, access_key=access_key, server=server_name,
+                    datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
+        # again with the audit head locked: concurrent spawns cannot both pass
+        quotas.require_server_room(db, project, user, server_name)
+        return project.terminals
+
+
+def _forget_pending(zone: Zone, grant_id: str) -> None:
+    with zone.unit_of_work() as db:
+        grant = db.get(SessionGrant, grant_id)
+        if grant is not None and grant.status is GrantStatus.PENDING:
+            db.delete(grant)
+
+
+def reconcile_pending(zone: Zone, actor: Identity) -> int:
+    """Grants left pending by a process that died while issuing them (past
+    PENDING_GRACE): their MinIO identities go (they may or may not exist), the rows go,
+    and each is audited. Read-only when nothing is due."""
+    with zone.sessions() as db:
+        due = [(g.id, g.access_key) for g in db.scalars(select(SessionGrant).where(
+            SessionGrant.status == GrantStatus.PENDING,
+            SessionGrant.created_at <= zone.now() - PENDING_GRACE))]
+    for grant_id, access_key in due:
+        zone.broker.delete_session_identity(access_key)
+        with zone.unit_of_work() as db:
+            grant = db.get(SessionGrant, grant_id)
+            if grant is None or grant.status is not GrantStatus.PENDING:
+                continue
+            zone.record(db, actor, "session.abandoned",
+                        f"project:{grant.project.name}/user:{grant.user_name}",
+                        grant=grant_id, access_key=access_key,
+                        reason="the control plane stopped while issuing it; identity removed")
+            db.delete(grant)
+    return len(due)
 
 
 def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped") -> None:

@@ -43,6 +43,7 @@ class MembershipStatus(enum.StrEnum):
 
 
 class GrantStatus(enum.StrEnum):
+    PENDING = "pending"  # recorded before its MinIO identity exists (grants.issue_grant)
     ACTIVE = "active"
     ENDED = "ended"
     REVOKED = "revoked"
@@ -61,6 +62,10 @@ class Project(Base):
     terminals: Mapped[bool] = mapped_column(default=False)
     # an administrator's overrides of the policy's quotas (safezone/quotas.py), or none
     quota: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # the project's end (safezone/destruction): sessions stop, memberships expire, and its
+    # data is destroyed after the retention period of policies/retention.yaml
+    ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    destroyed_at: Mapped[datetime | None] = mapped_column(default=None)  # all of it, certified
 
     datasets: Mapped[list[Dataset]] = relationship(secondary="project_datasets", lazy="selectin")
 
@@ -82,6 +87,9 @@ class Dataset(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime | None] = mapped_column(default=None)
     published_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    # raw datasets: destroyed (every version, certified) once this date has passed
+    retain_until: Mapped[datetime | None] = mapped_column(default=None)
+    destroyed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ProjectDataset(Base):
@@ -331,3 +339,65 @@ class Application(Base):
     decided_project: Mapped[str | None] = mapped_column(String(40), default=None)
     # the steps of an approval done so far (a failed approval keeps them for the retry)
     progress: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Destruction(Base):
+    """One part of the destruction (파기) of a project's data or a raw dataset, and its
+    certificate. Part 1 destroys everything not under an object lock; a later part
+    destroys what was locked once the lock has ended. ``inventory`` is every version found
+    (kept before anything is deleted, so a resumed run still certifies what a killed one
+    deleted); ``state``: running -> certified -> stored (the JSON is in the audit bucket)."""
+
+    __tablename__ = "destructions"
+    __table_args__ = (UniqueConstraint("kind", "subject", "part"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # project | dataset
+    subject: Mapped[str] = mapped_column(String(63), index=True)
+    part: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    policy: Mapped[dict[str, Any]] = mapped_column()
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(64))
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    retry_at: Mapped[datetime | None] = mapped_column(default=None)
+    pending_from: Mapped[datetime | None] = mapped_column(default=None)
+    inventory: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    certificate: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    certificate_key: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+class AccessRecord(Base):
+    """One access record (접속기록): who, when, from where, what data, which action. A link
+    of its own hash chain (safezone/records/chain.py); ``id`` is storage order."""
+
+    __tablename__ = "access_records"
+    __table_args__ = (UniqueConstraint("seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[str] = mapped_column(String(32), index=True)  # UTC, fixed width, sortable
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    project: Mapped[str] = mapped_column(String(64), default="")
+    dataset: Mapped[str] = mapped_column(String(400), default="")
+    target: Mapped[str] = mapped_column(String(1024), default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    detail: Mapped[dict[str, Any]] = mapped_column()
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RecordsHead(Base):
+    """The records chain's head (locked while appending) and its base: the last record
+    deleted by retention (seq 0 and the genesis hash while none was)."""
+
+    __tablename__ = "access_records_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+    base_seq: Mapped[int] = mapped_column(Integer, default=0)
+    base_hash: Mapped[str] = mapped_column(String(64))

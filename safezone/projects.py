@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, noload
 
 from . import grants
+from .clock import as_utc
 from .errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from .models import (
     Classification,
@@ -36,14 +38,20 @@ def describe(project: Project, dataset_names: list[str] | None = None) -> dict[s
     if dataset_names is None:
         dataset_names = [d.name for d in project.datasets]
     return {"name": project.name, "title": project.title, "status": project.status.value,
-            "datasets": sorted(dataset_names), "terminals": project.terminals}
+            "datasets": sorted(dataset_names), "terminals": project.terminals,
+            "ends_at": as_utc(project.ends_at).isoformat() if project.ends_at else None}
 
 
-def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> dict[str, Any]:
+def create_project(zone: Zone, actor: Identity, name: str, title: str = "",
+                   ends_on: date | None = None) -> dict[str, Any]:
+    """A new active project; ``ends_on``: its end date (safezone/destruction), if known."""
+    from .destruction.service import check_end_day, end_moment
+
     require("project.create", actor)
     check_project_name(name)
     if len(title) > 200:
         raise InvalidInput("title is longer than 200 characters")
+    check_end_day(zone, ends_on)
     with zone.sessions() as db:
         if db.scalar(select(Project.id).where(Project.name == name)) is not None:
             raise Conflict(f"a project named {name!r} already exists")
@@ -53,10 +61,12 @@ def create_project(zone: Zone, actor: Identity, name: str, title: str = "") -> d
         if db.scalar(select(Project.id).where(Project.name == name)) is not None:
             raise Conflict(f"a project named {name!r} already exists")
         project = Project(name=name, title=title, status=ProjectStatus.ACTIVE,
-                          created_at=zone.now(), created_by=actor.name)
+                          created_at=zone.now(), created_by=actor.name,
+                          ends_at=end_moment(ends_on))
         db.add(project)
         db.flush()
-        zone.record(db, actor, "project.created", f"project:{name}", title=title)
+        ends = {"ends_at": project.ends_at.isoformat()} if project.ends_at else {}
+        zone.record(db, actor, "project.created", f"project:{name}", title=title, **ends)
         return describe(project)
 
 

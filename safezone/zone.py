@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import audit
 from .clock import Clock
 from .config import Settings
-from .db import make_engine, migrate, session_factory
+from .db import make_engine, migrate, session_factory, take_write_turn
 from .hub import HubClient
 from .permissions import Identity
 from .storage.broker import StorageBroker
@@ -77,6 +77,8 @@ class Zone:
         self.require_anchored()
         with self.sessions() as db:
             with db.begin():
+                take_write_turn(db)  # writers take turns from the first statement
+                audit.lock_head(db)
                 yield db
             head = audit.head(db)
         if head and head.seq:

@@ -41,6 +41,14 @@ ZONE_NET = ZoneNetwork(bridge=f"szt{os.getpid()}",
                        subnet=f"10.{100 + (os.getpid() >> 8) % 100}.{os.getpid() % 256}.0/24")
 
 
+# MinIO's audit webhook token (access records): the control planes of the tests run in
+# this process and read it from the environment, as a deployed one does
+RECORDS_TOKEN = os.environ.setdefault("SAFEZONE_RECORDS_TOKEN", secrets.token_hex(24))
+# the hub's proxy reaches the control plane from the bridge's gateway: the browser's address
+# is the last hop it forwards
+os.environ.setdefault("SAFEZONE_RECORDS_TRUSTED_PROXIES", f"{ZONE_NET.gateway}/32")
+
+
 def remove_stale_test_networks() -> None:
     """Bridges of test runs that were killed before their teardown."""
     for bridge in Path("/sys/class/net").glob("szt*"):
@@ -78,6 +86,21 @@ class MinioHandle:
     port: int
     console_port: int
     issuer_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    # where this MinIO sends its audit log: the first stack on it listens there
+    records_port: int = 0
+    records_claimed: bool = False
+
+    @property
+    def audit_webhook(self) -> tuple[str, str]:
+        return (f"http://{ZONE_NET.gateway}:{self.records_port}/api/records/minio",
+                RECORDS_TOKEN)
+
+    def claim_records_port(self) -> int | None:
+        """The webhook's port for the first control plane started on this MinIO."""
+        if self.records_claimed or not self.records_port:
+            return None
+        self.records_claimed = True
+        return self.records_port
 
     def s3(self, access_key: str, secret_key: str):
         return boto3.client("s3", endpoint_url=f"http://{self.endpoint}",
@@ -91,19 +114,22 @@ class MinioHandle:
     def restart(self) -> None:
         self.process = start_minio(self.data_dir, self.port, self.console_port,
                                    self.root_user, self.root_password, self.process.log_path,
-                                   host=self.endpoint.rsplit(":", 1)[0])
+                                   host=self.endpoint.rsplit(":", 1)[0],
+                                   audit_webhook=self.audit_webhook if self.records_port
+                                   else None)
 
 
 def launch_minio(tmp_dir: Path) -> MinioHandle:
     """MinIO's S3 port on the zone bridge's gateway, reachable by sandboxes."""
-    port, console = free_port(), free_port()
+    port, console, records = free_port(), free_port(), free_port()
     user, password = "szroot", secrets.token_urlsafe(18)
     data = tmp_dir / "minio-data"
     ZONE_NET.allow(port, storage=True)
-    process = start_minio(data, port, console, user, password, tmp_dir / "minio.log",
-                          host=ZONE_NET.gateway)
-    return MinioHandle(f"{ZONE_NET.gateway}:{port}", user, password, process, data, port,
-                       console)
+    handle = MinioHandle(f"{ZONE_NET.gateway}:{port}", user, password, None, data,  # type: ignore[arg-type]
+                         port, console, records_port=records)
+    handle.process = start_minio(data, port, console, user, password, tmp_dir / "minio.log",
+                                 host=ZONE_NET.gateway, audit_webhook=handle.audit_webhook)
+    return handle
 
 
 def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
@@ -128,8 +154,8 @@ def make_zone(minio: MinioHandle, database_url: str, hub_api_url: str = "",
 class ThreadedServer:
     """The control plane's ASGI app on a loopback port, in this process (tests move its clock)."""
 
-    def __init__(self, zone: Zone, host: str = "127.0.0.1") -> None:
-        self.port, self.host = free_port(), host
+    def __init__(self, zone: Zone, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.port, self.host = port or free_port(), host
         config = uvicorn.Config(create_app(zone, sweep=False), host=host,
                                 port=self.port, log_level="warning", proxy_headers=False)
         self.server = uvicorn.Server(config)
@@ -199,7 +225,8 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle, extra_env: dict[str, str] | 
     zone = make_zone(minio, fresh_database_url(tmp_dir),
                      hub_api_url=f"http://{ZONE_NET.gateway}:{hub_api_port}/hub/api",
                      service_token=service_token)
-    control_plane = ThreadedServer(zone, host=ZONE_NET.gateway).start()
+    control_plane = ThreadedServer(zone, host=ZONE_NET.gateway,
+                                   port=minio.claim_records_port()).start()
     ZONE_NET.allow(control_plane.port)
     ZONE_NET.allow(hub_api_port)
     passwords = {name: secrets.token_urlsafe(12) for name in USERS}
@@ -231,8 +258,13 @@ def launch_stack(tmp_dir: Path, minio: MinioHandle, extra_env: dict[str, str] | 
                   spawner_token=spawner_token, state_dir=tmp_dir,
                   database_url=zone.settings.database_url, proxy_api_port=proxy_api_port,
                   hub_env=env)
-    for name, password in passwords.items():
-        stack.tokens[name] = hub_token(hub_url, name, password)
+    try:
+        for name, password in passwords.items():
+            stack.tokens[name] = hub_token(hub_url, name, password)
+    except BaseException:  # a stack that did not come up leaves no hub behind
+        hub.stop()
+        control_plane.stop()
+        raise
     return stack
 
 
@@ -303,6 +335,36 @@ def steward_env(zone: Zone) -> dict[str, str]:
             "SAFEZONE_MINIO_ROOT_PASSWORD": storage.root_password,
             "SAFEZONE_MINIO_ISSUER_PASSWORD": storage.issuer_password,
             "SAFEZONE_AUDIT_ANCHOR_PREFIX": storage.anchor_prefix}
+
+
+def start_control_plane_process(zone: Zone, log_path: Path,
+                                extra_env: dict[str, str] | None = None
+                                ) -> tuple[ManagedProcess, str]:
+    """``python -m safezone.api.main`` for ``zone`` (its database, MinIO and hub), as a
+    zone runs it: a process of its own on the zone network. Returns it and its URL."""
+    import sys
+
+    port = free_port()
+    ZONE_NET.allow(port)
+    url = f"http://{ZONE_NET.gateway}:{port}"
+    settings = zone.settings
+    env = {**steward_env(zone),
+           "SAFEZONE_MINIO_PUBLIC_URL": settings.storage.public_endpoint,
+           "SAFEZONE_MINIO_ANCHOR_PASSWORD": zone.broker.anchor_password,
+           "SAFEZONE_LOCK_RETENTION_DAYS": str(settings.storage.lock_retention_days),
+           "SAFEZONE_NOTEBOOK_NETWORKS": ",".join(settings.storage.notebook_networks),
+           "SAFEZONE_NOTEBOOK_EXCLUDED": ",".join(settings.storage.notebook_excluded),
+           "SAFEZONE_INSIDE_NETWORKS": ",".join(settings.inside_networks),
+           "SAFEZONE_INSIDE_EXCLUDED": ",".join(settings.inside_excluded),
+           "PROMETHEUS_MULTIPROC_DIR": str(log_path.parent / f"{log_path.stem}-prometheus"),
+           "JUPYTERHUB_API_URL": settings.hub_api_url,
+           "JUPYTERHUB_API_TOKEN": settings.service_token,
+           "JUPYTERHUB_SERVICE_URL": url,
+           **(extra_env or {})}
+    process = ManagedProcess.start(log_path.stem, [sys.executable, "-m", "safezone.api.main"],
+                                   log_path, env=env, cwd=Path(__file__).resolve().parent.parent)
+    wait_for_http(f"{url}/api/health/ready", 90, process)
+    return process, url
 
 
 def register_published_dataset(stack: Stack, name: str, body: bytes = b"id,age\n1,40\n"

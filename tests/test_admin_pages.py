@@ -380,6 +380,23 @@ def test_audit_trail_filters_and_verification(stack, admin):
     assert newest.data["intact"] is True
 
 
+def test_audit_filter_edges_answer_without_a_server_error(stack, admin):
+    """Both were 500s, found while describing the page's query parameters for the fuzz
+    schema (tests/test_fuzz_api.py): the last day there is as an inclusive end (the day
+    after it does not exist), and a page number in non-ASCII digits ("²" passes
+    str.isdigit, int() refuses it)."""
+    project = new_project(stack)
+    applies(stack, project, "frank")
+    everything = admin.get("pages/admin/audit", headers=EN,
+                           params={"project": project, "until": "9999-12-31"})
+    assert everything.status_code == 200
+    assert [a for _, _, a, _ in rows(everything.text)] == ["membership.requested",
+                                                          "project.created"]
+    superscript = admin.get("pages/admin/audit", headers=EN,
+                            params={"project": project, "page": "²"})
+    assert superscript.status_code == 200 and len(rows(superscript.text)) == 2
+
+
 def test_pages_in_english_and_in_korean(stack, admin):
     project = new_project(stack)
     applies(stack, project, "frank")

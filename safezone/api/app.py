@@ -19,12 +19,15 @@ from ..errors import NotAuthenticated, PermissionDenied, SafezoneError
 from ..exports.checking import CheckWorker
 from ..models import Dataset
 from ..permissions import SYSTEM, Identity, require
+from ..records import sources as record_sources
+from ..records.routes import records_router
 from ..web.pages import LoginRequired, page_error, page_router
 from ..web.session import COOKIE, HubOAuthClient, csrf_ok, logged_out
 from ..zone import Zone
 from .actions import action
 from .applications_routes import applications_router
 from .body_limit import BodyLimit
+from .destruction_routes import destruction_router
 from .exports_routes import export_router
 from .headers import SecurityHeaders, ServerTiming
 from .health import health_router
@@ -91,6 +94,8 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     app.add_middleware(BodyLimit)
     app.add_middleware(Observe)  # inside StripServicePrefix: it reads the matched route
     app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
+    app.add_middleware(record_sources.SourceAddress)  # access records: the caller's address
+    record_sources.install(zone)  # audit events that are accesses become records too
 
     @app.exception_handler(SafezoneError)
     async def _safezone_error(request: Request, exc: SafezoneError) -> Response:
@@ -162,7 +167,7 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     @app.post("/api/projects", status_code=201)
     @action("project.create")
     def create_project(body: ProjectIn, actor: Actor) -> dict[str, Any]:
-        return projects.create_project(zone, actor, body.name, body.title)
+        return projects.create_project(zone, actor, body.name, body.title, body.ends_on)
 
     @app.get("/api/projects")
     @action("project.list")
@@ -303,6 +308,8 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     app.include_router(export_router(zone, caller))
     app.include_router(applications_router(zone, caller))
     app.include_router(quota_router(zone, caller))
+    app.include_router(records_router(zone, caller))
+    app.include_router(destruction_router(zone, caller))
     app.include_router(page_router(zone, oauth))
 
     # -- audit -------------------------------------------------------------------------
@@ -335,6 +342,7 @@ async def _sweeper(zone: Zone) -> None:
     hold more than the catalogue allows in line (``access.sweep``)."""
     from .. import access
     from ..leader import Leadership
+    from ..records import chain as records_chain
 
     leadership = Leadership(zone.sessions.kw["bind"])  # one sweeper per database
     try:
@@ -343,6 +351,7 @@ async def _sweeper(zone: Zone) -> None:
             try:
                 if await asyncio.to_thread(leadership.held):
                     await asyncio.to_thread(access.sweep, zone, SYSTEM)
+                    await asyncio.to_thread(records_chain.upkeep, zone, SYSTEM)
             except Exception:  # keep sweeping; the next round retries
                 log.exception("sweep failed")
     finally:

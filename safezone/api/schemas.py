@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -15,6 +15,7 @@ class Body(BaseModel):
 class ProjectIn(Body):
     name: str = Field(max_length=200)
     title: str = Field(default="", max_length=200)
+    ends_on: date | None = None  # the project's end date (safezone/destruction)
 
 
 class TerminalsIn(Body):

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from ..api.metrics import timed_check
 from ..checks.findings import load_rules
 from ..checks.runner import CheckContext, DatasetShape, FileInput, check_request, is_evidence
+from ..db import take_write_turn
 from ..models import Dataset, ExportRequest, ExportStatus, ProjectDataset, ReleasedIndex
 from ..permissions import SYSTEM
 from ..zone import Zone
@@ -36,6 +37,7 @@ def claim_next(zone: Zone) -> str | None:
     """Take one waiting request (or one whose claim went stale); None when none waits."""
     now = zone.now()
     with zone.sessions() as db, db.begin():
+        take_write_turn(db)
         candidate = db.scalar(
             select(ExportRequest.id).where(
                 ExportRequest.status == ExportStatus.CHECKING,
@@ -157,6 +159,7 @@ def _retry_later(zone: Zone, request_id: str) -> None:
     """Let a failed claim be taken again after RETRY_AFTER instead of STALE_CLAIM."""
     try:
         with zone.sessions() as db, db.begin():
+            take_write_turn(db)
             request = db.get(ExportRequest, request_id)
             if request is not None and request.checks_claimed_at is not None:
                 request.checks_claimed_at = zone.now() - STALE_CLAIM + RETRY_AFTER

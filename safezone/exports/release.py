@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from .. import failpoints
 from ..checks.findings import load_rules
 from ..checks.runner import IMAGE_KINDS, is_evidence, table_index
 from ..clock import as_utc
@@ -26,6 +29,8 @@ from ..permissions import SYSTEM, Identity, allowed, require
 from ..zone import Zone
 from .review_policy import review_policy
 from .service import QUARANTINE, RELEASED, S, authorize, describe, get, move, subject_of
+
+log = logging.getLogger(__name__)
 
 CHECK_RECORD = "safezone-check-record.json"
 
@@ -71,6 +76,33 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
         for key in written.values():
             zone.broker.delete_object(RELEASED, key)
         raise
+    failpoints.reach("release.copied")
+    try:
+        return _mark_released(zone, actor, request_id, project_id, written, indexes,
+                              as_system)
+    except Exception:
+        _unless_released(zone, request_id, written)
+        raise
+
+
+def _unless_released(zone: Zone, request_id: str, written: dict[int, str]) -> None:
+    """The copies of a release whose transition failed go, unless the request is released
+    after all (a concurrent release wrote the same keys and won): no released file of a
+    request that is not released."""
+    try:
+        with zone.sessions() as db:
+            if get(db, request_id).status is ExportStatus.RELEASED:
+                return
+        for key in written.values():
+            zone.broker.delete_object(RELEASED, key)
+        zone.broker.delete_object(RELEASED, f"{request_id}/{CHECK_RECORD}")
+    except Exception:  # MinIO or the database away: the sweeper's release retry fixes it
+        log.warning("could not remove the copies of unreleased request %s", request_id)
+
+
+def _mark_released(zone: Zone, actor: Identity, request_id: str, project_id: int,
+                   written: dict[int, str], indexes: list[tuple[str, list[dict]]],
+                   as_system: bool) -> dict[str, Any]:
     with zone.unit_of_work() as db:
         request = get(db, request_id, lock=True)
         for f in request.files:
@@ -87,6 +119,32 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
 
 
 MAX_REASON = 2000
+# an approved request whose release did not finish is released again after this long
+RELEASE_RETRY_AFTER = timedelta(seconds=15)
+_last_retry: dict[str, float] = {}
+
+
+def release_approved(zone: Zone, actor: Identity = SYSTEM) -> int:
+    """Approved requests whose release did not finish (MinIO was away, or the process died
+    between the copies and the transition) are released again by the system, each at most
+    once every RELEASE_RETRY_AFTER. Read-only when none waits."""
+    with zone.sessions() as db:
+        due = list(db.scalars(select(ExportRequest.id).where(
+            ExportRequest.status == S.APPROVED,
+            ExportRequest.updated_at <= zone.now() - RELEASE_RETRY_AFTER)))
+    retried = 0
+    for request_id in due:
+        if time.monotonic() - _last_retry.get(request_id, -1e9) < \
+                RELEASE_RETRY_AFTER.total_seconds():
+            continue
+        _last_retry[request_id] = time.monotonic()
+        retried += 1
+        try:
+            release(zone, actor, request_id, as_system=True)
+            _last_retry.pop(request_id, None)
+        except Exception as exc:  # an administrator sees it approved, unreleased
+            log.warning("release of %s failed again: %s", request_id, exc)
+    return retried
 
 
 def revoke(zone: Zone, actor: Identity, request_id: str, reason: str) -> dict[str, Any]:

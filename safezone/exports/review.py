@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import failpoints
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import ExportRequest, ExportStatus, ReviewVote, VoteDecision
 from ..permissions import SYSTEM, Identity, allowed
@@ -84,6 +85,7 @@ def vote(zone: Zone, actor: Identity, request_id: str, file_id: int, decision: s
             move(zone, db, SYSTEM, request, outcome)
         approved = request.status is ExportStatus.APPROVED
     if approved:
+        failpoints.reach("vote.approved")
         try:
             return release(zone, actor, request_id, as_system=True)
         except Exception as exc:  # stays approved; an administrator can retry the release

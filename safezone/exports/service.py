@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from .. import failpoints
 from ..checks.filetypes import sniff
 from ..checks.findings import load_rules
 from ..checks.runner import FileInput, admissible, check_request, is_evidence
@@ -239,6 +240,7 @@ def submit(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         if refusal:
             raise InvalidInput(refusal)
         frozen[file_id] = (key, version)
+    failpoints.reach("submit.frozen")
     with zone.unit_of_work() as db:
         request = get(db, request_id, lock=True)
         if request.status is not expected:

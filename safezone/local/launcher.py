@@ -37,7 +37,8 @@ def _secrets(state: Path) -> dict:
     path = state / "secrets.json"
     values = json.loads(path.read_text()) if path.exists() else {}
     passwords = values.get("passwords", {})
-    if "pseudonym_key" in values and set(DEMO_USERS) <= set(passwords):
+    if {"pseudonym_key", "records_token", "metrics_token"} <= set(values) and \
+            set(DEMO_USERS) <= set(passwords):
         return values
     if values:  # a zone from before a demo user was added: give them a password too
         values["passwords"] = {**{u: secrets.token_urlsafe(9) for u in DEMO_USERS},
@@ -47,6 +48,8 @@ def _secrets(state: Path) -> dict:
         "issuer_password": secrets.token_urlsafe(24),
         "service_token": secrets.token_hex(32),
         "spawner_token": secrets.token_hex(32),
+        "records_token": secrets.token_hex(32),  # MinIO's audit log -> access records
+        "metrics_token": secrets.token_urlsafe(32),  # GET /metrics (Prometheus)
         "passwords": {user: secrets.token_urlsafe(9) for user in DEMO_USERS},
         # the demo's pseudonymisation key: kept here, outside MinIO (a real zone keeps it
         # with the data steward, outside the zone)
@@ -102,6 +105,9 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         "SAFEZONE_CONTROL_PLANE_URL": f"http://{host}:{PORTS['control_plane']}",
         "SAFEZONE_SERVICE_TOKEN": values["service_token"],
         "SAFEZONE_SPAWNER_TOKEN": values["spawner_token"],
+        "SAFEZONE_RECORDS_TOKEN": values["records_token"],
+        "SAFEZONE_RECORDS_TRUSTED_PROXIES": host,  # the proxy's forwarded client address
+        "SAFEZONE_METRICS_TOKEN": values["metrics_token"],
         "SAFEZONE_USERS_FILE": str(_users_file(state, values["passwords"])),
         "SAFEZONE_ADMINS": "admin",
         "SAFEZONE_REVIEWERS": "reviewer,reviewer2",
@@ -139,7 +145,9 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         running.append(start_minio(private_dir(state / "minio", owner), PORTS["minio"],
                                    PORTS["minio_console"], env["SAFEZONE_MINIO_ROOT_USER"],
                                    values["minio_root_password"], state / "logs" / "minio.log",
-                                   host=host, user=minio_uid))
+                                   host=host, user=minio_uid, audit_webhook=(
+                                       f"{env['SAFEZONE_CONTROL_PLANE_URL']}"
+                                       "/api/records/minio", values["records_token"])))
         settings = Settings.from_env()
         zone = Zone.from_settings(settings)
         zone.broker.bootstrap()

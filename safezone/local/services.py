@@ -36,15 +36,26 @@ def proxy_binary() -> Path:
     return Path(found)
 
 
+def audit_webhook_env(endpoint: str, token: str) -> dict[str, str]:
+    """MinIO's own audit log sent to the control plane's access records
+    (``POST /api/records/minio``, refused without ``token``)."""
+    return {"MINIO_AUDIT_WEBHOOK_ENABLE_safezone": "on",
+            "MINIO_AUDIT_WEBHOOK_ENDPOINT_safezone": endpoint,
+            "MINIO_AUDIT_WEBHOOK_AUTH_TOKEN_safezone": token}
+
+
 def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
                 root_password: str, log_path: Path, host: str = "127.0.0.1",
-                user: int | None = None) -> ManagedProcess:
+                user: int | None = None, audit_webhook: tuple[str, str] | None = None
+                ) -> ManagedProcess:
     """MinIO's S3 API on ``host:port`` (the zone bridge's gateway, where sandboxes reach
-    it), its console on loopback only; run as ``user`` (uid) when given."""
+    it), its console on loopback only; run as ``user`` (uid) when given. With
+    ``audit_webhook`` (endpoint, token) MinIO sends its audit log there."""
     env = {**os.environ, "MINIO_ROOT_USER": root_user, "MINIO_ROOT_PASSWORD": root_password,
            "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1",
            # aws:SourceIp from the connection, not from a client's X-Forwarded-For
-           "_MINIO_API_XFF_HEADER": "off"}
+           "_MINIO_API_XFF_HEADER": "off",
+           **(audit_webhook_env(*audit_webhook) if audit_webhook else {})}
     process = ManagedProcess.start(
         "minio",
         [str(minio_binary()), "server", str(data_dir), "--address", f"{host}:{port}",

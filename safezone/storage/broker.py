@@ -107,6 +107,12 @@ def clamp_identity_expiry(wanted: datetime, now: datetime) -> datetime:
     return min(max(wanted, now + MIN_IDENTITY_LIFETIME), now + MAX_IDENTITY_LIFETIME)
 
 
+
+def session_keys() -> tuple[str, str]:
+    """A fresh access key and secret key for a session identity."""
+    return ("SZ" + "".join(secrets.choice(_ALPHABET) for _ in range(18)),
+            secrets.token_urlsafe(30))
+
 class StorageBroker:
     """Administers buckets and identities on one MinIO deployment."""
 
@@ -187,10 +193,11 @@ class StorageBroker:
 
     # -- session identities ----------------------------------------------------------
     def create_session_identity(self, policy: dict, expires_at: datetime, name: str,
-                                description: str) -> tuple[str, str]:
-        """A new service account of the issuer limited by ``policy``; returns its keys."""
-        access_key = "SZ" + "".join(secrets.choice(_ALPHABET) for _ in range(18))
-        secret_key = secrets.token_urlsafe(30)
+                                description: str, keys: tuple[str, str] | None = None
+                                ) -> tuple[str, str]:
+        """A new service account of the issuer limited by ``policy``, with ``keys`` (new
+        ones from :func:`session_keys` by default); returns its keys."""
+        access_key, secret_key = keys or session_keys()
         expiry = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             self.issuer.add_service_account(

@@ -89,6 +89,8 @@ def day_filter(kit: PageKit, request: Request, typed: str, after: bool = False) 
         day = date.fromisoformat(typed)
     except ValueError:
         raise InvalidInput(kit.text(request, N_("Enter the day as YYYY-MM-DD."))) from None
+    if after and day == date.max:  # until the last day there is: no upper bound
+        return ""
     return (day + timedelta(days=1 if after else 0)).isoformat()
 
 
@@ -290,7 +292,9 @@ def routes(kit: PageKit) -> APIRouter:
         typed = {k: request.query_params.get(k, "").strip()
                  for k in ("actor", "action", "project", "since", "until")}
         page_text = request.query_params.get("page", "1")
-        page = int(page_text) if page_text.isdigit() and 0 < len(page_text) <= 6 else 1
+        # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses
+        page = int(page_text) if page_text.isascii() and page_text.isdigit() and 0 < len(
+            page_text) <= 6 else 1
         page = max(page, 1)
         error, status, events, more = "", 200, [], False
         try:

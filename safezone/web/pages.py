@@ -19,7 +19,14 @@ from ..errors import NotAuthenticated, SafezoneError
 from ..exports import service
 from ..permissions import require
 from ..zone import Zone
-from . import admin_pages, application_pages, catalogue_pages, request_pages, review_pages
+from . import (
+    admin_pages,
+    application_pages,
+    catalogue_pages,
+    records_pages,
+    request_pages,
+    review_pages,
+)
 from .i18n import LANGUAGE_COOKIE, LANGUAGES
 from .kit import (
     NOBODY,
@@ -101,7 +108,7 @@ def page_router(zone: Zone, oauth: HubOAuthClient) -> APIRouter:
             waiting=waiting, ending=ending)
 
     for module in (request_pages, review_pages, admin_pages, catalogue_pages,
-                   application_pages):
+                   application_pages, records_pages):
         router.include_router(module.routes(kit))
     return router
 

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from ..db import take_write_turn
 from ..errors import NotAuthenticated
 from ..models import PageLogout
 
@@ -34,6 +35,7 @@ def token_hash(token: str) -> str:
 def log_out(zone: Zone, token: str) -> None:
     """Refuse this page session's token from now until it would have expired anyway."""
     with zone.sessions() as db, db.begin():
+        take_write_turn(db)
         if db.get(PageLogout, token_hash(token)) is None:
             db.add(PageLogout(token_hash=token_hash(token), until=zone.now() + PAGE_SESSION))
 

@@ -233,6 +233,27 @@ CALLS: list[Call] = [
     Call("POST", "/pages/admin/datasets/{name}/withdraw", "dataset.withdraw", form=True,
          fresh="dataset"),
     Call("GET", "/pages/admin/audit", "audit.read"),
+    # end dates, retention, destruction (a due destruction is 409 here: nothing ended)
+    Call("PUT", "/api/projects/{name}/end", "project.set_end", "project", fresh="project",
+         body=lambda w: {"ends_on": (w.stack.zone.now() + timedelta(days=400)).date()
+                         .isoformat()}),
+    Call("POST", "/api/projects/{name}/destroy", "project.destroy", "project"),
+    Call("PUT", "/api/datasets/{name}/retention", "dataset.set_retention",
+         body=lambda w: {"retain_until": None}),
+    Call("POST", "/api/datasets/{name}/destroy", "dataset.destroy"),
+    Call("GET", "/api/destructions", "destruction.read"),
+    Call("GET", "/api/destructions/{destruction_id}", "destruction.read"),
+    Call("GET", "/api/destructions/{destruction_id}/certificate", "destruction.read"),
+    # access records: MinIO's webhook (its own token: a hub token gets 401), the hub's login
+    # report (the spawner's token), the administrators' reading and review
+    Call("POST", "/api/records/minio", "records.ingest", body=lambda w: {}),
+    Call("POST", "/api/records/logins", "records.login",
+         body=lambda w: {"user": "alice", "source": "198.51.100.1"}),
+    Call("GET", "/api/records", "records.read"),
+    Call("GET", "/api/records/verify", "records.verify"),
+    Call("GET", "/api/records/report", "records.report"),
+    Call("POST", "/api/records/sweep", "records.sweep"),
+    Call("GET", "/pages/admin/records", "records.report"),
     Call("POST", "/pages/admin/audit/verify", "audit.verify", form=True),
 ]
 
@@ -269,7 +290,7 @@ def _subject_ids(world: World, call: Call, state: str | None, allowed: bool,
                  caller: Caller) -> dict[str, str]:
     ids = {"name": world.project, "project": world.project, "dataset": "deid-not-attached",
            "user": TARGET if "/members/{user}/" in call.route else "alice", "grant_id": "",
-           "request_id": "", "file_id": "0"}
+           "request_id": "", "file_id": "0", "destruction_id": "none"}
     stack = world.stack
     if call.fresh == "project":
         ids["name"] = world.fresh_project()

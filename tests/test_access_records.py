@@ -1,0 +1,247 @@
+"""Access records (접속기록) on the real stack: MinIO's own audit webhook, the hub's login
+hook, session grants, export downloads, tamper evidence, retention and the monthly review.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+
+from safezone.models import AccessRecord, AuditEvent
+from safezone.permissions import ADMIN_SCOPE, Identity
+from safezone.records import chain, report, sources
+
+from .support import (
+    RECORDS_TOKEN,
+    ZONE_NET,
+    browser_session,
+    download,
+    issue_grant,
+    notebook_s3,
+    provision,
+    submit_and_wait,
+    wait_until,
+)
+
+ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
+CLEAN_TABLE = b"region,sex,count\nSeoul,M,120\nSeoul,F,140\nBusan,M,45\nBusan,F,50\n"
+
+
+def records(stack, **query) -> list[dict]:
+    response = stack.api("admin").get("/api/records", params={"limit": 1000, **query})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def count_records(zone) -> int:
+    with zone.sessions() as db:
+        return db.scalar(select(func.count()).select_from(AccessRecord))
+
+
+def test_a_session_read_from_the_notebook_network_is_recorded(stack):
+    setup = provision(stack)
+    grant = issue_grant(stack, "alice", setup.project)
+    started = records(stack, action="session.granted", account="alice")
+    mine = [r for r in started if r["detail"].get("grant") == grant["grant_id"]]
+    assert mine and mine[0]["project"] == setup.project and setup.dataset in mine[0]["dataset"]
+
+    uri = grant["datasets"][0]["uri"].removeprefix("s3://")
+    bucket, _, prefix = uri.partition("/")
+    s3 = notebook_s3(stack, grant)
+    key = prefix + "data.parquet"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    before = datetime.now(UTC)
+
+    def read_recorded() -> list[dict]:
+        return [r for r in records(stack, action="object.read", account="alice")
+                if r["detail"].get("grant") == grant["grant_id"] and r["target"] == key]
+
+    took = wait_until(lambda: read_recorded(), timeout=15, interval=0.2)
+    found = read_recorded()[0]
+    assert found["project"] == setup.project and found["dataset"] == setup.dataset
+    assert found["outcome"] == "ok" and found["detail"]["bytes"] == len(body)
+    assert ipaddress.ip_address(found["source"]) in ipaddress.ip_network(ZONE_NET.subnet)
+    at = chain.parse_stamp(found["time"])
+    assert abs((at - before).total_seconds()) < 30
+    print(f"object read recorded {took:.2f} s after the read")
+
+    ended = stack.api("spawner").delete(f"/api/sessions/{grant['grant_id']}")
+    assert ended.status_code == 200, ended.text
+    stopped = [r for r in records(stack, action="session.ended", account="alice")
+               if r["detail"].get("grant") == grant["grant_id"]]
+    assert stopped and stopped[0]["project"] == setup.project
+
+
+def test_a_login_is_recorded_with_the_address_the_hub_saw(stack):
+    client = httpx.Client(base_url=stack.hub_url, timeout=60,
+                          headers={"X-Forwarded-For": "203.0.113.7"})  # not believed
+    client.get("/hub/login")
+    response = client.post("/hub/login", data={
+        "username": "grace", "password": stack.passwords["grace"],
+        "_xsrf": client.cookies.get("_xsrf")})
+    assert response.status_code == 302, response.text[:300]
+    logins = records(stack, action="login", account="grace")
+    assert logins, "the login was not recorded"
+    assert logins[0]["source"] == "127.0.0.1"
+    assert logins[0]["detail"]["via"] == "hub"
+
+
+def test_the_webhook_refuses_without_its_token_and_writes_nothing(stack):
+    entry = {"time": datetime.now(UTC).isoformat(), "api": {
+        "name": "GetObject", "bucket": "deid-forged", "object": "x", "statusCode": 200},
+        "remotehost": "10.0.0.1", "accessKey": "forged"}
+    before = count_records(stack.zone)
+    for headers in ({}, {"Authorization": "wrong"}, {"Authorization": f"Bearer {'0' * 48}"},
+                    {"Authorization": f"token {stack.tokens['admin']}"}):
+        response = httpx.post(f"{stack.control_plane.url}/api/records/minio", json=entry,
+                              headers=headers, timeout=10)
+        assert response.status_code == 401, response.text
+        assert "forged" not in response.text
+    assert count_records(stack.zone) == before
+    # the real token is accepted (MinIO sends it as is)
+    ok = httpx.post(f"{stack.control_plane.url}/api/records/minio", json=entry,
+                    headers={"Authorization": RECORDS_TOKEN}, timeout=10)
+    assert ok.status_code == 200 and ok.json() == {"recorded": 1}
+
+
+def test_a_researcher_cannot_read_the_records(stack):
+    before = count_records(stack.zone)
+    for path in ("/api/records", "/api/records/verify", "/api/records/report?month=2026-11"):
+        assert stack.api("alice").get(path).status_code == 403
+    assert stack.api("alice").post("/api/records/sweep").status_code == 403
+    page = browser_session(stack, "bob").get("pages/admin/records")
+    assert page.status_code == 403
+    assert "Access records" not in page.text and "접속기록 월간" not in page.text
+    with stack.zone.sessions() as db:
+        reviewed = db.scalar(select(func.count()).select_from(AccessRecord).where(
+            AccessRecord.action == "records.reviewed", AccessRecord.account.in_(
+                ["alice", "bob"])))
+    assert reviewed == 0
+    # the only new records are the page login's own OAuth hops (none of them a review)
+    assert count_records(stack.zone) - before <= 2
+
+
+def test_an_export_download_is_recorded(stack):
+    setup = provision(stack)
+    stack.minio.root_s3().put_object(Bucket="outbox", Key=f"{setup.project}/alice/t.csv",
+                                     Body=CLEAN_TABLE)
+    alice = stack.api("alice")
+    made = alice.post("/api/exports", json={"project": setup.project, "title": "results",
+                                            "files": [{"path": "t.csv",
+                                                       "justification": "aggregate"}]})
+    assert made.status_code == 201, made.text
+    rid = made.json()["id"]
+    view = submit_and_wait(alice, rid)
+    assert view["status"] == "in_review", view
+    file_id = view["files"][0]["id"]
+    stack.api("reviewer").post(f"/api/exports/{rid}/votes", json={
+        "file_id": file_id, "decision": "approve", "comment": "ok"}).raise_for_status()
+    assert alice.get(f"/api/exports/{rid}").json()["status"] == "released"
+    got = download(browser_session(stack, "alice"), rid, file_id)
+    assert got.status_code == 200, got.text
+    downloads = [r for r in records(stack, action="export.downloaded", account="alice")
+                 if r["target"] == f"export:{rid}/t.csv"]
+    assert downloads and downloads[0]["project"] == setup.project
+    assert downloads[0]["source"] == "127.0.0.1"  # the browser, behind the hub's proxy
+    steps = {r["action"] for r in records(stack, action="export.") if rid in r["target"]}
+    assert {"export.created", "export.submit", "export.voted"} <= steps
+
+
+def test_tampering_is_found_by_verify(zone):
+    now = zone.now()
+    chain.add(zone, [chain.Entry("u1", "object.read", now, "10.1.0.5", "p", "deid-a", f"k{i}")
+                     for i in range(5)])
+    chain.checkpoint(zone, ADMIN, "test")
+    chain.add(zone, [chain.Entry("u1", "login", now, "10.1.0.5")])
+    with zone.sessions() as db:
+        assert chain.verify(db).intact
+    with zone.sessions() as db, db.begin():  # someone edits a record in the database
+        db.execute(update(AccessRecord).where(AccessRecord.seq == 3)
+                   .values(account="someone-else"))
+    with zone.sessions() as db:
+        found = chain.verify(db)
+    assert not found.intact
+    assert [(f.kind, f.seq) for f in found.findings] == [("edited", 3)]
+
+    # rewriting with recomputed hashes is caught by the checkpoint in the audit trail
+    with zone.sessions() as db, db.begin():
+        rows = list(db.scalars(select(AccessRecord).order_by(AccessRecord.seq)))
+        prev = chain.GENESIS
+        for row in rows:
+            row.prev_hash = prev
+            row.hash = chain.record_hash({**{k: getattr(row, k) for k in chain.HASHED},
+                                          "prev_hash": prev})
+            prev = row.hash
+        head = db.get(chain.RecordsHead, 1)
+        head.hash = prev
+    with zone.sessions() as db:
+        found = chain.verify(db)
+    assert [(f.kind, f.seq) for f in found.findings] == [("rewritten", 5)]
+
+
+def test_the_report_flags_off_hours_reads_and_outlier_volumes(zone):
+    sources.install(zone)  # as create_app does: access-like audit events become records
+    month = report.month_of("2026-10")
+    weekday_noon = datetime(2026, 10, 6, 3, 0, tzinfo=UTC)  # Tue 12:00 in Seoul
+    entries = [chain.Entry("u1", "object.read", weekday_noon + timedelta(days=d),
+                           "10.1.0.5", "p", "deid-a", "k", detail={"bytes": 10})
+               for d in (0, 1, 2, 7, 8, 9)]
+    entries += [chain.Entry("u1", "object.read", weekday_noon + timedelta(days=3, minutes=m),
+                            "10.1.0.5", "p", "deid-a", "k", detail={"bytes": 10})
+                for m in range(30)]
+    night = datetime(2026, 10, 14, 18, 30, tzinfo=UTC)  # Thu 03:30 in Seoul
+    entries.append(chain.Entry("u2", "object.read", night, "10.1.0.9", "p", "deid-a", "n"))
+    chain.add(zone, entries)
+    done = report.review(zone, ADMIN, month.name)
+    assert done["totals"]["reads"] == 37
+    assert [(r["account"], r["target"]) for r in done["unusual"]["off_hours"]] == [("u2", "n")]
+    assert [(o["account"], o["day"], o["reads"]) for o in done["unusual"]["outliers"]] == \
+        [("u1", "2026-10-09", 30)]
+    csv_text = report.as_csv(done)
+    assert "off_hours" in csv_text and "outlier" in csv_text
+    with zone.sessions() as db:  # the review itself is recorded and audited
+        reviewed = db.scalars(select(AccessRecord).where(
+            AccessRecord.action == "records.reviewed")).all()
+        assert [r.account for r in reviewed] == ["admin"]
+        assert chain.verify(db).intact
+
+
+def test_bad_months_are_refused(stack):
+    for month in ("2026-13", "nov", "2026-1"):
+        response = stack.api("admin").get("/api/records/report", params={"month": month})
+        assert response.status_code == 422 and "YYYY-MM" in response.json()["error"]
+
+
+def test_the_admin_page_shows_the_review(stack):
+    page = browser_session(stack, "admin").get("pages/admin/records",
+                                               params={"month": "2026-10"})
+    assert page.status_code == 200, page.text[:300]
+    assert 'id="totals"' in page.text and 'id="off-hours-h"' in page.text
+
+
+def test_retention_sweep_with_a_moved_clock_keeps_the_chain_verifiable(stack, clock):
+    admin = stack.api("admin")
+    kept_before = count_records(stack.zone)
+    assert kept_before > 0
+    clock.advance(timedelta(days=731))
+    fresh = stack.api("spawner").post("/api/records/logins", json={
+        "user": "grace", "source": "198.51.100.4"})
+    assert fresh.status_code == 201, fresh.text
+    login_seq = records(stack, action="login", account="grace")[0]["seq"]
+    swept = admin.post("/api/records/sweep")
+    assert swept.status_code == 200, swept.text
+    assert swept.json()["deleted"] >= kept_before
+    remaining = records(stack)
+    # everything older than two years went, as a prefix of the chain; MinIO may still be
+    # sending reads of the real clock, which come after the kept login
+    assert min(r["seq"] for r in remaining) == login_seq
+    verified = admin.get("/api/records/verify").json()
+    assert verified["intact"], verified
+    assert verified["base_seq"] > 0
+    with stack.zone.sessions() as db:
+        event = db.scalars(select(AuditEvent).where(AuditEvent.action == "records.swept")
+                           .order_by(AuditEvent.seq.desc())).first()
+    assert event.data["through_seq"] == verified["base_seq"]
