@@ -203,24 +203,30 @@ def _forget_pending(zone: Zone, grant_id: str) -> None:
 
 def reconcile_pending(zone: Zone, actor: Identity) -> int:
     """Grants left pending by a process that died while issuing them (past
-    PENDING_GRACE): their MinIO identities go (they may or may not exist), the rows go,
-    and each is audited. Read-only when nothing is due."""
+    PENDING_GRACE) are revoked, each audited, and then their MinIO identities (which may or
+    may not exist) go. In that order: an issue that was only slow finds its grant no longer
+    pending and deletes its own identity (``_activate``), so no active grant ever loses its
+    keys here. An identity whose deletion fails still expires with the grant's end (MinIO
+    expiry). Read-only when nothing is due."""
     with zone.sessions() as db:
-        due = [(g.id, g.access_key) for g in db.scalars(select(SessionGrant).where(
+        due = [g.id for g in db.scalars(select(SessionGrant).where(
             SessionGrant.status == GrantStatus.PENDING,
             SessionGrant.created_at <= zone.now() - PENDING_GRACE))]
-    for grant_id, access_key in due:
-        zone.broker.delete_session_identity(access_key)
+    abandoned = 0
+    for grant_id in due:
         with zone.unit_of_work() as db:
             grant = db.get(SessionGrant, grant_id)
             if grant is None or grant.status is not GrantStatus.PENDING:
                 continue
+            access_key = grant.access_key
             zone.record(db, actor, "session.abandoned",
                         f"project:{grant.project.name}/user:{grant.user_name}",
                         grant=grant_id, access_key=access_key,
                         reason="the control plane stopped while issuing it; identity removed")
-            db.delete(grant)
-    return len(due)
+            grant.status, grant.ended_at = GrantStatus.REVOKED, zone.now()
+        zone.broker.delete_session_identity(access_key)
+        abandoned += 1
+    return abandoned
 
 
 def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped") -> None:

@@ -44,16 +44,18 @@ class IdentityPolicy:
         return sorted(g for r in roles if (g := ROLE_GROUPS[r]))
 
     def second_factor(self, claims: Mapping[str, Any]) -> bool:
-        """True when the ID token's ``acr`` or ``amr`` names an accepted second factor."""
+        """True when the ID token's ``acr`` is an accepted multi-factor level, or its
+        ``amr`` says ``mfa`` or names two different accepted methods (a password and a
+        one-time code, say): one method alone, whatever it is, is one factor."""
         if not self.mfa_required:
             return True
         acr = claims.get("acr")
         amr = claims.get("amr") or []
         if isinstance(amr, str):
             amr = [amr]
-        return (isinstance(acr, str) and acr in self.mfa_acr) or (
-            isinstance(amr, list) and any(isinstance(a, str) and a in self.mfa_amr
-                                          for a in amr))
+        methods = {a for a in amr if isinstance(a, str)} if isinstance(amr, list) else set()
+        return (isinstance(acr, str) and acr in self.mfa_acr) or "mfa" in methods or (
+            len(methods & self.mfa_amr) >= 2)  # RFC 8176: otp, sms... are one factor each
 
 
 def load_identity_policy(path: Path | None = None) -> IdentityPolicy:

@@ -50,7 +50,7 @@ done
 
 # pins, read from the scripts that build the binaries (one place each)
 pin_of() {  # <file> <VAR>
-  sed -n "s/^$2=\"\([^\"]*\)\".*/\1/p" "$1" | head -n1
+  sed -n "s/^$2=\"\([^\"]*\)\".*/\1/p" "$1" | awk 'NR == 1'
 }
 K8S_PIN=$(pin_of scripts/kube-tools.sh K8S_PIN)
 COREDNS_PIN=$(pin_of scripts/kube-tools.sh COREDNS_PIN)
@@ -104,7 +104,7 @@ B() { buildah --storage-driver "$DRIVER" "$@"; }
 
 # -- helpers ---------------------------------------------------------------------------
 hash16() { sha256sum | cut -c1-16; }
-image_id() { B images --noheading --no-trunc --format '{{.ID}}' "$1" 2>/dev/null | head -n1; }
+image_id() { B images --noheading --no-trunc --format '{{.ID}}' "$1" 2>/dev/null | awk 'NR == 1'; }
 stamp_of() { cut -d' ' -f1 "$OUT/$1.stamp" 2>/dev/null || true; }
 
 # fresh <name> <stamp> <ref>: stamp matches, image still in storage, archive present
@@ -125,7 +125,7 @@ up_to_date() {  # <name> <ref>
   STATUS[$1]="up to date" TIME[$1]=0 REF[$1]=$2
   say "$1: up to date ($2)"
 }
-image_size() { B images --noheading --format '{{.Size}}' "$1" 2>/dev/null | head -n1; }
+image_size() { B images --noheading --format '{{.Size}}' "$1" 2>/dev/null | awk 'NR == 1'; }  # awk reads all: no SIGPIPE under pipefail
 
 # logged <log> <what> cmd...: run quietly into a log file; on failure show its end and die
 logged() {
@@ -176,13 +176,13 @@ debian_mirror() {
       /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
       /^URIs:/   { uri = $2 }
       /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
-      END { if (uri != "" && ok) print uri }' "$f" | head -n1)
+      END { if (uri != "" && ok) print uri }' "$f" | awk 'NR == 1')
     [ -z "$m" ] || { echo "$m"; return; }
   done
   # one-line sources
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -f "$f" ] || continue
-    m=$(awk -v s="$SUITE" '$1 == "deb" { u = $2; if (u ~ /^\[/) u = $3; for (i = 2; i <= NF; i++) if ($i == s) { print u; exit } }' "$f" | head -n1)
+    m=$(awk -v s="$SUITE" '$1 == "deb" { u = $2; if (u ~ /^\[/) u = $3; for (i = 2; i <= NF; i++) if ($i == s) { print u; exit } }' "$f" | awk 'NR == 1')
     [ -z "$m" ] || { echo "$m"; return; }
   done
 }
@@ -338,7 +338,7 @@ build_pause() {
   ref="registry.k8s.io/pause:$tag"
   # upstream's CFLAGS (build/pause/Makefile); REV, its `git describe`, is the Kubernetes tag
   cflags="-Os -Wall -Werror -static -DVERSION=v$tag-$K8S_PIN"
-  stamp=$({ cat "$src"; echo "$cflags"; gcc --version | head -n1; declare -f build_pause; } | hash16)
+  stamp=$({ cat "$src"; echo "$cflags"; gcc --version | awk 'NR == 1'; declare -f build_pause; } | hash16)
   if fresh pause "$stamp" "$ref"; then up_to_date pause "$ref"; return; fi
   say "pause: gcc $cflags ($src)"
   begin pause
@@ -397,8 +397,8 @@ build_proxy() {
   local mod=node_modules/configurable-http-proxy dest=/opt/configurable-http-proxy ver want ref stamp c
   [ -f "$mod/package.json" ] || die "proxy: $mod missing: run scripts/setup.sh (npm ci)"
   [ -x /usr/bin/node ] || die "proxy: /usr/bin/node not found"
-  ver=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$mod/package.json" | head -n1)
-  want=$(sed -n 's/^ *"configurable-http-proxy": *"\([^"]*\)".*/\1/p' package.json | head -n1)
+  ver=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$mod/package.json" | awk 'NR == 1')
+  want=$(sed -n 's/^ *"configurable-http-proxy": *"\([^"]*\)".*/\1/p' package.json | awk 'NR == 1')
   [ "$ver" = "$want" ] || die "proxy: node_modules has configurable-http-proxy $ver, package.json pins $want: run npm ci"
   ref="$PREFIX/proxy:$ver"
   stamp=$({ sha256sum < /usr/bin/node; cat package-lock.json

@@ -77,7 +77,8 @@ def test_a_session_read_from_the_notebook_network_is_recorded(stack):
 
 def test_a_login_is_recorded_with_the_address_the_hub_saw(stack):
     client = httpx.Client(base_url=stack.hub_url, timeout=60,
-                          headers={"X-Forwarded-For": "203.0.113.7"})  # not believed
+                          headers={"X-Forwarded-For": "203.0.113.7",  # not believed,
+                                   "X-Real-Ip": "203.0.113.8"})  # nor this (tornado would)
     client.get("/hub/login")
     response = client.post("/hub/login", data={
         "username": "grace", "password": stack.passwords["grace"],

@@ -90,7 +90,7 @@ def test_killed_while_granting_leaves_no_orphan_identity(stack, tmp_path):
         wait_until(lambda: pending.access_key not in stack.zone.broker.session_identities(),
                    timeout=60, interval=1)
         with stack.zone.sessions() as db:
-            assert db.get(SessionGrant, pending.id) is None
+            assert db.get(SessionGrant, pending.id).status is GrantStatus.REVOKED
         subject = f"project:{setup.project}/user:bob"
         events = audit_events(stack, subject)
         assert events["session.abandoned"] == 1 and events["session.granted"] == 0

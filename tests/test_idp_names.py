@@ -74,6 +74,11 @@ def test_second_factor_claims():
     assert not policy.second_factor({"amr": ["pwd"], "acr": "1"})
     assert not policy.second_factor({})
     assert not policy.second_factor({"amr": "pwd"})
+    assert policy.second_factor({"amr": ["mfa"]})
+    # one method, however strong it sounds, is one factor (RFC 8176); repeats count once
+    for one in (["otp"], ["sms"], ["swk"], ["otp", "otp"], ["pwd", "unknown-method"]):
+        assert not policy.second_factor({"amr": one}), one
+    assert policy.second_factor({"amr": ["pwd", "hwk"]})
 
 
 def test_malformed_policy_is_refused(tmp_path: Path):

@@ -81,6 +81,26 @@ def test_own_workspace_and_outbox_are_writable(setting):
     s3.list_objects_v2(Bucket="outbox", Prefix=f"{mine.project}/alice/")
 
 
+def test_no_server_side_copy_of_a_dataset_into_the_workspace(setting):
+    """A copy's audit entry names its destination bucket, so it would be a dataset read the
+    access records never see: refused, and nothing lands in work/; reading and writing the
+    bytes (which the records see) works."""
+    mine, _, _, s3 = setting
+    target = f"{mine.project}/copied.parquet"
+    assert_denied(s3.copy_object, Bucket="work", Key=target,
+                  CopySource={"Bucket": mine.dataset, "Key": "data.parquet"})
+    upload = s3.create_multipart_upload(Bucket="work", Key=target)
+    assert_denied(s3.upload_part_copy, Bucket="work", Key=target, PartNumber=1,
+                  UploadId=upload["UploadId"],
+                  CopySource={"Bucket": mine.dataset, "Key": "data.parquet"})
+    s3.abort_multipart_upload(Bucket="work", Key=target, UploadId=upload["UploadId"])
+    listed = s3.list_objects_v2(Bucket="work", Prefix=target)
+    assert listed.get("KeyCount", 0) == 0
+    body = s3.get_object(Bucket=mine.dataset, Key="data.parquet")["Body"].read()
+    s3.put_object(Bucket="work", Key=target, Body=body)
+    assert s3.get_object(Bucket="work", Key=target)["Body"].read() == body
+
+
 def test_whole_buckets_are_not_listable(setting):
     mine, other, _, s3 = setting
     assert_denied(s3.list_objects_v2, Bucket="work")

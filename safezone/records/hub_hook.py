@@ -1,6 +1,7 @@
 """The hub's ``post_auth_hook``: every login is reported to the control plane's access
-records, with the address the hub saw (behind configurable-http-proxy, the hub takes it
-from the proxy's forwarded headers) and the spawner's service token, which the hub holds.
+records, with the address the hub saw (its connection's peer; behind the trusted
+configurable-http-proxy, the hop the proxy appended to X-Forwarded-For) and the spawner's
+service token, which the hub holds.
 
 A login that cannot be recorded is refused (503): the records must hold every access.
 """
@@ -22,6 +23,18 @@ def _settings() -> tuple[str, str]:
     return url, os.environ.get("SAFEZONE_SPAWNER_TOKEN", "")
 
 
+def login_source(request: Any) -> str:
+    """Where a login came from: the connection's own peer, or the last X-Forwarded-For hop
+    when that peer is the trusted proxy (``sources.source_of``). Never tornado's
+    ``remote_ip``: the hub runs with ``xheaders``, which takes a client's own X-Real-Ip."""
+    from .sources import source_of
+
+    context = getattr(request.connection, "context", None)
+    address = getattr(context, "address", None)
+    peer = address[0] if isinstance(address, tuple) and address else ""
+    return source_of(peer, request.headers.get("X-Forwarded-For", ""))
+
+
 async def report_login(authenticator: Any, handler: Any, authentication: dict | None
                        ) -> dict | None:
     """Tell the control plane who logged in from where; refuse the login if it cannot."""
@@ -31,7 +44,7 @@ async def report_login(authenticator: Any, handler: Any, authentication: dict | 
         return authentication
     url, token = _settings()
     body = {"user": authentication["name"],  # already normalised by the hub
-            "source": handler.request.remote_ip or "",
+            "source": login_source(handler.request),
             "authenticator": type(authenticator).__name__}
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
