@@ -137,6 +137,7 @@ def culled_at(stack, user: str, name: str) -> float:
 
 
 @pytest.mark.integration
+@pytest.mark.db_independent
 def test_idle_servers_are_culled_and_their_keys_refused_at_once(culling_stack):
     stack = culling_stack
     setup = provision(stack, member="alice")
@@ -158,6 +159,7 @@ def test_idle_servers_are_culled_and_their_keys_refused_at_once(culling_stack):
 
 
 @pytest.mark.integration
+@pytest.mark.db_independent
 def test_a_server_whose_kernel_works_is_not_culled(culling_stack):
     stack = culling_stack
     setup = provision(stack, member="carol")

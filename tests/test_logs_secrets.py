@@ -46,7 +46,7 @@ from .support import (
     wait_for_checks,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.db_independent]
 TABLE = b"region,sex,count\nSeoul,M,120\nSeoul,F,140\nBusan,M,45\nBusan,F,50\n"
 USERS = ("admin", "reviewer", "alice", "steward")
 MIN_SECRET = 12  # shorter values (a language cookie, "1") are not secrets

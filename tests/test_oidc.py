@@ -33,7 +33,7 @@ from .support import (
     report_measure,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.db_independent]
 
 ALICE, BOB, CAROL, DAN = "alice@uni.ac.kr", "bob@uni.ac.kr", "carol@uni.ac.kr", "dan@uni.ac.kr"
 

@@ -37,13 +37,18 @@ def test_approved_past_expiry_counts_as_expired():
 def test_session_policy_covers_only_its_datasets_workspace_and_outbox():
     policy = session_policy("demo", "alice", [DatasetLocation("deid-a", "deid-a", ""),
                                               DatasetLocation("deid-b", "deid-b", "v1/")])
-    assert buckets_named(policy) == {"deid-a", "deid-b", "work", "outbox"}
+    allowed = {"Statement": [s for s in policy["Statement"] if s["Effect"] == "Allow"]}
+    assert buckets_named(allowed) == {"deid-a", "deid-b", "work", "outbox"}
     resources = [r for s in policy["Statement"] for r in s.get("Resource", [])]
     assert "arn:aws:s3:::deid-b/v1/*" in resources
     assert "arn:aws:s3:::outbox/demo/alice/*" in resources
-    denied = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
-    assert denied and all(a.startswith("admin:") and "Resource" not in s
-                          for s in denied for a in s["Action"])  # no key management
+    denied = {s["Sid"]: s for s in policy["Statement"] if s["Effect"] == "Deny"}
+    assert set(denied) == {"NoKeyManagement", "NoServerSideCopy"}
+    keys = denied["NoKeyManagement"]
+    assert all(a.startswith("admin:") for a in keys["Action"]) and "Resource" not in keys
+    copies = denied["NoServerSideCopy"]  # any PutObject that names a copy source
+    assert copies["Action"] == ["s3:PutObject"] and copies["Resource"] == ["arn:aws:s3:::*"]
+    assert copies["Condition"] == {"Null": {"s3:x-amz-copy-source": "false"}}
 
 
 @pytest.mark.parametrize("bucket", ["raw-health", "egress-quarantine", "released", "audit"])
