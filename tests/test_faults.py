@@ -40,7 +40,10 @@ class Plane:
     """One control-plane process; ``crash_at`` names the failpoint where it kills itself."""
 
     def __init__(self, stack, tmp, name: str, crash_at: str = "") -> None:
-        extra = {"SAFEZONE_FAILPOINTS": f"{crash_at}=kill"} if crash_at else {}
+        # one process (a SQLite zone's way): a worker killed under uvicorn's supervisor
+        # would be replaced at once, and this test needs the control plane gone
+        extra = {"SAFEZONE_WORKERS": "1",
+                 **({"SAFEZONE_FAILPOINTS": f"{crash_at}=kill"} if crash_at else {})}
         self.process, self.url = start_control_plane_process(stack.zone, tmp / f"{name}.log",
                                                              extra)
 

@@ -30,7 +30,8 @@ def approve(stack, project: str, *users: str) -> None:
 def events(stack, action: str, subject: str) -> list[AuditEvent]:
     with stack.zone.sessions() as db:
         return list(db.scalars(select(AuditEvent).where(
-            AuditEvent.action == action, AuditEvent.subject == subject)))
+            AuditEvent.action == action, AuditEvent.subject == subject)
+            .order_by(AuditEvent.seq)))  # PostgreSQL promises no order without it
 
 
 def grants_of(stack, project: str, user: str) -> list[SessionGrant]:
