@@ -13,6 +13,7 @@ de-identification run in tests/test_deid_integrity.py.)"""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections import Counter
 
 import httpx
@@ -52,7 +53,11 @@ class Plane:
                             headers={"Authorization": f"token {token}"})
 
     def died_of_sigkill(self) -> bool:
-        return self.process.popen.wait(30) == KILLED
+        try:
+            return self.process.popen.wait(30) == KILLED
+        except subprocess.TimeoutExpired:  # still alive: the failpoint was never reached
+            self.stop()
+            return False
 
     def stop(self) -> None:
         self.process.stop(timeout=20)
