@@ -32,10 +32,19 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(fields: dict[str, Any]) -> str:
-    hashed = {k: fields[k] for k in ("seq", "ts", "actor", "action", "subject", "data")}
+HASHED = ("seq", "ts", "actor", "action", "subject", "data")
+
+
+def link_hash(fields: dict[str, Any], names: Iterable[str]) -> str:
+    """A chain link's hash: SHA-256 of the canonical JSON of ``names`` and ``prev_hash``
+    (the audit trail's events here, the access records in ``records.chain``)."""
+    hashed = {k: fields[k] for k in names}
     hashed["prev_hash"] = fields["prev_hash"]
     return hashlib.sha256(canonical_json(hashed)).hexdigest()
+
+
+def event_hash(fields: dict[str, Any]) -> str:
+    return link_hash(fields, HASHED)
 
 
 def lock_head(db: Session) -> None:
@@ -148,8 +157,7 @@ def _check(rows: list[AuditEvent], anchors: set[Anchor]) -> list[Finding]:
 
     by_seq = {row.seq: row for row in rows}
     for row in rows:
-        fields = {c: getattr(row, c) for c in ("seq", "ts", "actor", "action", "subject",
-                                               "data", "prev_hash")}
+        fields = {c: getattr(row, c) for c in (*HASHED, "prev_hash")}
         if event_hash(fields) != row.hash:
             report("edited", row.seq, f"event {row.seq} ({row.action}) does not match its hash")
 

@@ -11,7 +11,6 @@ trail vouches for the records up to each checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import time as monotonic_time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -62,9 +61,7 @@ class Entry:
 
 
 def record_hash(fields: dict[str, Any]) -> str:
-    hashed = {k: fields[k] for k in HASHED}
-    hashed["prev_hash"] = fields["prev_hash"]
-    return hashlib.sha256(audit.canonical_json(hashed)).hexdigest()
+    return audit.link_hash(fields, HASHED)
 
 
 def _fields(row: AccessRecord) -> dict[str, Any]:
