@@ -363,7 +363,11 @@ def start_control_plane_process(zone: Zone, log_path: Path,
            **(extra_env or {})}
     process = ManagedProcess.start(log_path.stem, [sys.executable, "-m", "safezone.api.main"],
                                    log_path, env=env, cwd=Path(__file__).resolve().parent.parent)
-    wait_for_http(f"{url}/api/health/ready", 90, process)
+    try:
+        wait_for_http(f"{url}/api/health/ready", 90, process)
+    except BaseException:
+        process.stop()
+        raise
     return process, url
 
 

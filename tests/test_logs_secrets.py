@@ -24,8 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from safezone.config import REPO_ROOT
-from safezone.local.processes import ManagedProcess, free_port, wait_for_http
+from safezone.local.processes import ManagedProcess, free_port
 from safezone.local.services import start_hub
 from safezone.storage.broker import derived_password
 from spawner.demo_auth import hash_password
@@ -41,6 +40,7 @@ from .support import (
     make_zone,
     pages_session,
     session_s3,
+    start_control_plane_process,
     steward_env,
     unique,
     wait_for_checks,
@@ -92,36 +92,21 @@ def _start_zone(tmp: Path, minio, secret_values: dict, logs: dict, processes: li
     """MinIO is up; start the control plane (a process) and the hub (with its proxy)."""
     service_token, spawner_token = secrets.token_hex(24), secrets.token_hex(24)
     proxy_token, metrics_token = secrets.token_hex(32), secrets.token_urlsafe(32)
-    hub_port, hub_api_port, cp_port = free_port(), free_port(), free_port()
+    hub_port, hub_api_port = free_port(), free_port()
     proxy_api_port = free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
-    cp_url = f"http://{ZONE_NET.gateway}:{cp_port}"
     zone = make_zone(minio, fresh_database_url(tmp),
                      hub_api_url=f"http://{ZONE_NET.gateway}:{hub_api_port}/hub/api",
                      service_token=service_token)  # the steward's CLI settings come from it
     storage = zone.settings.storage
-    cp_env = {
-        **steward_env(zone),
-        "SAFEZONE_MINIO_ANCHOR_PASSWORD": "", "SAFEZONE_LOCK_RETENTION_DAYS": "1",
-        "SAFEZONE_NOTEBOOK_NETWORKS": ZONE_NET.subnet,
-        "SAFEZONE_NOTEBOOK_EXCLUDED": ZONE_NET.excluded,
-        "SAFEZONE_INSIDE_NETWORKS": ZONE_NET.subnet,
-        "SAFEZONE_INSIDE_EXCLUDED": ZONE_NET.excluded,
+    logs["control-plane"] = tmp / "control-plane.log"
+    plane, cp_url = start_control_plane_process(zone, logs["control-plane"], {
         "SAFEZONE_METRICS_TOKEN": metrics_token,
         "SAFEZONE_LOG_LEVEL": "INFO",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
-        "JUPYTERHUB_API_URL": zone.settings.hub_api_url,
-        "JUPYTERHUB_API_TOKEN": service_token,
-        "JUPYTERHUB_SERVICE_URL": cp_url,
         "JUPYTERHUB_SERVICE_PREFIX": "/services/safezone/",
         "JUPYTERHUB_SERVICE_NAME": "safezone",
-    }
-    logs["control-plane"] = tmp / "control-plane.log"
-    plane = ManagedProcess.start("control-plane", [sys.executable, "-m", "safezone.api.main"],
-                                 logs["control-plane"], env=cp_env, cwd=REPO_ROOT)
+    })
     processes.append(plane)
-    wait_for_http(f"{cp_url}/api/health/ready", 90, plane)
-    ZONE_NET.allow(cp_port)
     ZONE_NET.allow(hub_api_port)
 
     passwords = {name: secrets.token_urlsafe(12) for name in USERS}
