@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
 
@@ -12,7 +14,7 @@ import pytest
 from minio.error import S3Error
 from sqlalchemy import select
 
-from safezone import datasets, grants, memberships, projects
+from safezone import audit, datasets, grants, memberships, projects
 from safezone.deid import pipeline
 from safezone.deid.recipe import load_recipe
 from safezone.deid.report import render_html
@@ -21,7 +23,8 @@ from safezone.models import AuditEvent, DatasetStatus
 from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, STEWARD_SCOPE, Identity
 from safezone.storage.policies import PolicyViolation, pipeline_policy
 
-from .support import PIPELINE_KEY, attested_dataset, session_s3, unique
+from .support import PIPELINE_KEY, attested_dataset, session_s3, steward_env, unique
+from .test_deid import KEY, SMALL, SMALL_RECIPE
 
 ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
 STEWARD = Identity("steward", "user", frozenset({STEWARD_SCOPE}))
@@ -205,3 +208,47 @@ def test_pipeline_policy_names_exactly_its_input_object_and_output():
     resources = sorted(r for s in policy["Statement"] for r in s["Resource"])
     assert resources == ["arn:aws:s3:::deid-b/*", "arn:aws:s3:::raw-a/dir/in.csv"]
     assert all("s3:ListBucket" not in s["Action"] for s in policy["Statement"])
+
+
+def test_a_killed_run_leaves_no_identity_behind_and_runs_again(zone, tmp_path):
+    """``kill -9`` of ``safezone deid run`` just after it made its MinIO identity (a real
+    CLI process, SIGKILL from the failpoint): the next run deletes the orphan before it
+    starts, so the dead run's keys are refused at once instead of for 16 more minutes;
+    the re-run writes one attested dataset and the audit chain verifies."""
+    raw, dataset = unique("raw-kill"), unique("deid-kill")
+    datasets.register_dataset(zone, STEWARD, raw, "raw")
+    zone.broker.write_object(raw, "in.csv", SMALL.encode())
+    (tmp_path / "recipe.yaml").write_text(SMALL_RECIPE)
+    (tmp_path / "key").write_bytes(KEY)
+    before = {key for key, _ in zone.broker.pipeline_identities()}
+    killed = subprocess.run(
+        [sys.executable, "-m", "safezone.cli", "deid", "run", "--recipe",
+         str(tmp_path / "recipe.yaml"), "--input", f"{raw}/in.csv", "--dataset", dataset,
+         "--key-file", str(tmp_path / "key")],
+        env={**steward_env(zone), "SAFEZONE_FAILPOINTS": "deid.identity_created=kill"},
+        capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    orphans = {key for key, _ in zone.broker.pipeline_identities()} - before
+    assert len(orphans) == 1  # what kill -9 leaves: nobody ran the cleanup
+
+    facts = pipeline.run(zone, STEWARD, load_recipe(SMALL_RECIPE), raw, "in.csv", dataset,
+                         KEY)
+    assert not orphans & {key for key, _ in zone.broker.pipeline_identities()}
+    assert facts["rows_out"] == 7 and pipeline.verify(zone, STEWARD, dataset) == []
+    with zone.sessions() as db:
+        actions = Counter(e.action for e in db.scalars(select(AuditEvent).where(
+            AuditEvent.subject == f"dataset:{dataset}")))
+        assert actions["dataset.attested"] == 1
+        assert audit.verify(db, zone.broker.list_anchors()) == []
+
+
+def test_only_a_dead_owner_on_this_host_makes_an_identity_an_orphan():
+    from safezone import process_lease
+
+    mine = process_lease.owner_tag()
+    assert not process_lease.owner_gone(f"safezone deid run -> deid-x {mine}")
+    host, pid, start = mine.removeprefix(process_lease.PREFIX).split(":")
+    assert process_lease.owner_gone(f"{process_lease.PREFIX}{host}:{pid}:{int(start) + 1}")
+    assert process_lease.owner_gone(f"{process_lease.PREFIX}{host}:999999999:1")
+    assert not process_lease.owner_gone(f"{process_lease.PREFIX}elsewhere:999999999:1")
+    assert not process_lease.owner_gone("a description without an owner")

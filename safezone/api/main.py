@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from .. import logs
 from ..config import Settings
+from ..deid.pipeline import reap_orphan_identities
+from ..errors import StorageError
 from ..zone import Zone
 from .app import create_app
 from .metrics import reset_multiprocess_dir
@@ -45,6 +47,10 @@ def main() -> None:
         raise SystemExit(f"error: {exc}") from None
     zone = Zone.from_settings(settings)  # migrates once, before any worker starts
     bootstrap_storage(zone)
+    try:
+        reap_orphan_identities(zone)
+    except StorageError as exc:  # the next deid run tries again
+        log.warning("could not check for orphan pipeline identities: %s", exc.message)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8700"))
     serve = {"host": url.hostname or "127.0.0.1", "port": url.port or 8700,
              "log_level": "info", "log_config": logs.dict_config(),

@@ -23,7 +23,7 @@ from typing import Any
 from minio import Minio
 from minio.error import S3Error
 
-from .. import __version__, datasets
+from .. import __version__, datasets, failpoints, process_lease
 from ..api.metrics import counted_deid_run
 from ..errors import InvalidInput, NotFound, StorageError
 from ..models import DatasetStatus
@@ -113,11 +113,26 @@ def pipeline_identity(zone: Zone, input_bucket: str, input_key: str, dataset: st
     policy = pipeline_policy(input_bucket, input_key, dataset)
     access_key, secret_key = zone.broker.create_pipeline_identity(
         policy, name=f"sz-deid-{secrets.token_hex(4)}",
-        description=f"safezone deid run {input_bucket}/{input_key} -> {dataset}")
+        description=f"safezone deid run -> {dataset} {process_lease.owner_tag()}")
     try:
+        failpoints.reach("deid.identity_created")
         yield zone.broker.client_for(access_key, secret_key)
     finally:
         zone.broker.delete_pipeline_identity(access_key)
+
+
+def reap_orphan_identities(zone: Zone) -> int:
+    """Delete the pipeline identities of runs whose process died (``kill -9``) on this
+    host; they would otherwise keep their rights until MinIO's expiry (16 minutes). Runs
+    at the control plane's start and before every run."""
+    reaped = 0
+    for access_key, description in zone.broker.pipeline_identities():
+        if process_lease.owner_gone(description):
+            log.warning("deleting the identity %s of a de-identification run that died",
+                        access_key)
+            zone.broker.delete_pipeline_identity(access_key)
+            reaped += 1
+    return reaped
 
 
 def _check_request(actor: Identity, input_bucket: str, input_key: str, dataset: str,
@@ -152,6 +167,7 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
     if not zone.broker.bucket_exists(input_bucket):
         raise InvalidInput(f"there is no bucket {input_bucket}")
     registered = _check_output_free(zone, dataset)
+    reap_orphan_identities(zone)
     with pipeline_identity(zone, input_bucket, input_key, dataset) as client, \
             tempfile.TemporaryDirectory() as tmp:
         raw = RawInput(client, input_bucket, input_key, Path(tmp))

@@ -240,6 +240,15 @@ class StorageBroker:
                                ) from exc
         return access_key, secret_key
 
+    def pipeline_identities(self) -> list[tuple[str, str]]:
+        """(access key, description) of every pipeline identity MinIO still holds."""
+        try:
+            listing = json.loads(self.admin.list_service_account(self.settings.root_user))
+        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO could not list pipeline identities: {exc}") from exc
+        return [(a["accessKey"], a.get("description") or "")
+                for a in listing.get("accounts") or [] if a["accessKey"].startswith("SZP")]
+
     def delete_pipeline_identity(self, access_key: str) -> None:
         try:
             self.admin.delete_service_account(access_key)
