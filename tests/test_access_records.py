@@ -5,11 +5,15 @@ hook, session grants, export downloads, tamper evidence, retention and the month
 from __future__ import annotations
 
 import ipaddress
+import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 
+from safezone.clock import local
 from safezone.models import AccessRecord, AuditEvent
 from safezone.permissions import ADMIN_SCOPE, Identity
 from safezone.records import chain, report, sources
@@ -17,6 +21,7 @@ from safezone.records import chain, report, sources
 from .support import (
     RECORDS_TOKEN,
     ZONE_NET,
+    ThreadedServer,
     browser_session,
     download,
     issue_grant,
@@ -246,3 +251,111 @@ def test_retention_sweep_with_a_moved_clock_keeps_the_chain_verifiable(stack, cl
         event = db.scalars(select(AuditEvent).where(AuditEvent.action == "records.swept")
                            .order_by(AuditEvent.seq.desc())).first()
     assert event.data["through_seq"] == verified["base_seq"]
+
+
+def _read_with_request_id(stack, grant: dict, headers: dict[str, str] | None = None
+                          ) -> tuple[str, str]:
+    """GetObject of the grant's dataset with a session key from the notebook network
+    (with ``headers`` added to the request); the key read and MinIO's request id."""
+    uri = grant["datasets"][0]["uri"].removeprefix("s3://")
+    bucket, _, prefix = uri.partition("/")
+    s3 = notebook_s3(stack, grant)
+    if headers:
+        def add_headers(request, **_kwargs) -> None:
+            for name, value in headers.items():
+                request.headers[name] = value
+        s3.meta.events.register("before-sign.s3.GetObject", add_headers)
+    key = prefix + "data.parquet"
+    got = s3.get_object(Bucket=bucket, Key=key)
+    got["Body"].read()
+    return key, got["ResponseMetadata"]["RequestId"]
+
+
+def _reads_of(zone, request_id: str) -> list[AccessRecord]:
+    with zone.sessions() as db:
+        return [r for r in db.scalars(select(AccessRecord).where(
+            AccessRecord.action == "object.read")) if r.detail.get("request_id") == request_id]
+
+
+def test_a_read_while_the_control_plane_is_down_is_recorded_once_it_is_back(stack):
+    """MinIO keeps its audit entries in its queue folder while the webhook is unreachable
+    (also across a restart of MinIO) and sends them when it is back; the read is recorded
+    exactly once."""
+    setup = provision(stack)
+    grant = issue_grant(stack, "alice", setup.project)
+    queue = stack.minio.data_dir.with_name(f"{stack.minio.data_dir.name}-audit-queue")
+    assert queue.is_dir() and queue.stat().st_mode & 0o777 == 0o700
+    port = stack.control_plane.port
+    stack.control_plane.stop()
+    try:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{stack.control_plane.url}/api/health", timeout=5)
+        key, request_id = _read_with_request_id(stack, grant)
+        # the batch waits on disk (MinIO's folder of this target), not in memory: it
+        # outlives a restart of MinIO while the control plane is still down
+        wait_until(lambda: any(p.is_file() for p in queue.rglob("*")), timeout=15)
+        time.sleep(2.5)  # a batch is written to the folder within a second of its entries
+        stack.minio.process.stop()
+        stack.minio.restart()
+        time.sleep(4)  # MinIO retries every 3 s while the control plane is down
+        assert _reads_of(stack.zone, request_id) == []
+    finally:
+        stack.control_plane = ThreadedServer(stack.zone, host=ZONE_NET.gateway,
+                                             port=port).start()
+    took = wait_until(lambda: _reads_of(stack.zone, request_id), timeout=30, interval=0.2)
+    wait_until(lambda: not any(p.is_file() for p in queue.rglob("*")), timeout=30)
+    found = _reads_of(stack.zone, request_id)
+    assert len(found) == 1, [r.seq for r in found]
+    assert found[0].account == "alice" and found[0].target == key
+    assert found[0].dataset == setup.dataset and found[0].outcome == "ok"
+    print(f"queued read recorded {took:.2f} s after the control plane came back")
+
+
+def test_a_resent_batch_is_recorded_once(stack):
+    """MinIO's batch body (one entry a line) posted twice, as MinIO resends a batch whose
+    answer it did not get: the second post adds nothing."""
+    now = datetime.now(UTC).isoformat()
+    lines = [json.dumps({"time": now, "requestID": f"{'A' * 15}{n}", "accessKey": "resent",
+                         "remotehost": "10.9.9.9", "api": {
+                             "name": "GetObject", "bucket": "deid-resent", "object": f"k{n}",
+                             "statusCode": 200, "tx": 3}}) for n in range(2)]
+    body = ("\n".join(lines) + "\n").encode()
+    post = lambda: httpx.post(f"{stack.control_plane.url}/api/records/minio",  # noqa: E731
+                              content=body, headers={"Authorization": RECORDS_TOKEN},
+                              timeout=10)
+    first = post()
+    assert first.status_code == 200 and first.json() == {"recorded": 2}, first.text
+    before = count_records(stack.zone)
+    again = post()
+    assert again.status_code == 200 and again.json() == {"recorded": 0}, again.text
+    assert count_records(stack.zone) == before
+
+
+def test_a_forged_source_address_is_not_believed(stack):
+    """A notebook that sends forwarding headers: X-Forwarded-For is ignored by MinIO here
+    (_MINIO_API_XFF_HEADER=off), so the connection's address is recorded; X-Real-Ip is
+    honoured by MinIO, so the read is recorded as unverified and the review lists it."""
+    setup = provision(stack)
+    grant = issue_grant(stack, "alice", setup.project)
+    subnet = ipaddress.ip_network(ZONE_NET.subnet)
+    other_sandbox = str(subnet.network_address + 77)
+    key, ignored = _read_with_request_id(stack, grant, {"X-Forwarded-For": "203.0.113.9"})
+    _, posed = _read_with_request_id(stack, grant, {"X-Real-Ip": other_sandbox})
+    wait_until(lambda: _reads_of(stack.zone, ignored) and _reads_of(stack.zone, posed),
+               timeout=20, interval=0.2)
+    truth = _reads_of(stack.zone, ignored)[0]
+    assert ipaddress.ip_address(truth.source) in subnet and truth.source != other_sandbox
+    assert truth.detail["forwarding_headers"] == ["X-Forwarded-For"]
+    assert "source_unverified" not in truth.detail
+    claimed = _reads_of(stack.zone, posed)[0]
+    assert claimed.source == f"unverified:{other_sandbox}"
+    assert claimed.detail["source_unverified"] is True
+    assert claimed.detail["forwarded"] == {"X-Real-Ip": other_sandbox}
+    assert claimed.account == "alice" and claimed.target == key
+
+    month = local(stack.zone.now()).strftime("%Y-%m")
+    done = stack.api("admin").get("/api/records/report", params={"month": month})
+    assert done.status_code == 200, done.text
+    listed = done.json()["unusual"]["unverified_source"]
+    assert [r["seq"] for r in listed if r["seq"] in (truth.seq, claimed.seq)] == [claimed.seq]
+    assert "unverified source" in done.json()["summary"]

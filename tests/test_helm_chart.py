@@ -249,3 +249,48 @@ def test_control_plane_replicas_and_workers_need_postgresql():
                        "--set", setting, check=False)
         assert refused.returncode != 0
         assert "need PostgreSQL" in refused.stderr
+
+
+def test_minio_audit_webhook_batches_into_a_queue_volume_of_its_own():
+    """minio.audit.* -> MinIO's audit webhook: batch and queue sizes, a queue folder on a
+    volume of its own (not inside /data, where a folder is a bucket) made 0700 before
+    MinIO starts."""
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+    docs = rendered("minio.audit.batchSize=50", "minio.audit.queueStorage=5Gi")
+    minio = next(d for d in docs if d["kind"] == "StatefulSet"
+                 and d["metadata"]["name"] == "minio")
+    pod = minio["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MINIO_AUDIT_WEBHOOK_BATCH_SIZE_safezone"] == "50"
+    assert env["MINIO_AUDIT_WEBHOOK_QUEUE_SIZE_safezone"] == "100000"
+    assert env["_MINIO_API_XFF_HEADER"] == "off"  # remotehost not from X-Forwarded-For
+    queue = env["MINIO_AUDIT_WEBHOOK_QUEUE_DIR_safezone"]
+    assert {"name": "audit-queue", "mountPath": "/audit-queue"} in container["volumeMounts"]
+    assert queue.startswith("/audit-queue/") and not queue.startswith("/data")
+    init = next(c for c in pod["initContainers"] if c["name"] == "audit-queue")
+    assert f"chmod 0700 {queue}" in init["command"][-1]
+    assert init["securityContext"]["runAsNonRoot"] is True  # MinIO's user (the pod's)
+    claims = {c["metadata"]["name"]: c["spec"] for c in minio["spec"]["volumeClaimTemplates"]}
+    assert claims["audit-queue"]["resources"]["requests"]["storage"] == "5Gi"
+    bad = helm("template", "sz", str(CHART), "--set", "minio.audit.batchSize=0", check=False)
+    assert bad.returncode != 0 and "batchSize" in bad.stderr
+
+
+def test_the_proxy_range_is_trusted_for_login_addresses():
+    """proxy.podCIDR -> SAFEZONE_RECORDS_TRUSTED_PROXIES of the hub (its post_auth_hook
+    records a login's address as the last X-Forwarded-For hop the proxy added); unset,
+    nothing is trusted beyond loopback; a malformed range is refused."""
+    if not HELM.is_file():
+        pytest.skip(f"helm missing: {BUILD_HINT}")
+
+    def hub_config(*sets: str) -> dict:
+        return next(d for d in rendered(*sets) if d["kind"] == "ConfigMap"
+                    and d["metadata"]["name"] == "hub-config")["data"]
+
+    assert hub_config("proxy.podCIDR=10.244.0.0/16")[
+        "SAFEZONE_RECORDS_TRUSTED_PROXIES"] == "10.244.0.0/16"
+    assert "SAFEZONE_RECORDS_TRUSTED_PROXIES" not in hub_config()
+    bad = helm("template", "sz", str(CHART), "--set", "proxy.podCIDR=anywhere", check=False)
+    assert bad.returncode != 0 and "podCIDR" in bad.stderr

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import sys
 from pathlib import Path
 
 from ..config import REPO_ROOT
+from .private_files import private_dir
 from .processes import ManagedProcess, wait_for_http
 
 CACHE = REPO_ROOT / ".cache"
@@ -36,12 +38,32 @@ def proxy_binary() -> Path:
     return Path(found)
 
 
-def audit_webhook_env(endpoint: str, token: str) -> dict[str, str]:
+# MinIO's audit webhook: entries per POST (one JSON object a line) and how many batches
+# its queue folder keeps while the control plane is down (MinIO's own default size)
+AUDIT_BATCH_SIZE = 100
+AUDIT_QUEUE_SIZE = 100000
+
+
+def audit_queue_dir(data_dir: Path, user: int | None = None) -> Path:
+    """The audit webhook's queue folder, beside MinIO's data (a folder inside the data
+    folder would be a bucket): mode 0700, owned by MinIO's service user."""
+    owner = None if user is None else (user, pwd.getpwuid(user).pw_gid)
+    return private_dir(data_dir.with_name(f"{data_dir.name}-audit-queue"), owner)
+
+
+def audit_webhook_env(endpoint: str, token: str, queue_dir: Path | None = None
+                      ) -> dict[str, str]:
     """MinIO's own audit log sent to the control plane's access records
-    (``POST /api/records/minio``, refused without ``token``)."""
+    (``POST /api/records/minio``, refused without ``token``), in batches; with
+    ``queue_dir`` MinIO keeps the entries on disk until the control plane took them
+    (none lost while it is down or slow, none pushed out of a memory buffer)."""
     return {"MINIO_AUDIT_WEBHOOK_ENABLE_safezone": "on",
             "MINIO_AUDIT_WEBHOOK_ENDPOINT_safezone": endpoint,
-            "MINIO_AUDIT_WEBHOOK_AUTH_TOKEN_safezone": token}
+            "MINIO_AUDIT_WEBHOOK_AUTH_TOKEN_safezone": token,
+            "MINIO_AUDIT_WEBHOOK_BATCH_SIZE_safezone": str(AUDIT_BATCH_SIZE),
+            "MINIO_AUDIT_WEBHOOK_QUEUE_SIZE_safezone": str(AUDIT_QUEUE_SIZE),
+            **({"MINIO_AUDIT_WEBHOOK_QUEUE_DIR_safezone": str(queue_dir)} if queue_dir
+               else {})}
 
 
 def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
@@ -55,7 +77,8 @@ def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
            "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1",
            # aws:SourceIp from the connection, not from a client's X-Forwarded-For
            "_MINIO_API_XFF_HEADER": "off",
-           **(audit_webhook_env(*audit_webhook) if audit_webhook else {})}
+           **(audit_webhook_env(*audit_webhook, audit_queue_dir(data_dir, user))
+              if audit_webhook else {})}
     process = ManagedProcess.start(
         "minio",
         [str(minio_binary()), "server", str(data_dir), "--address", f"{host}:{port}",

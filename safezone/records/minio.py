@@ -1,16 +1,24 @@
 """Object reads from MinIO's own audit log, sent to the control plane's webhook.
 
-MinIO posts one JSON object per S3 call (its ``audit_webhook`` target) with the token it
-was configured with in ``Authorization``. The webhook refuses anything without that token
-(``SAFEZONE_RECORDS_TOKEN``, compared in constant time), keeps only the data reads the
-policy names (``minio`` in policies/records.yaml) and maps the access key to the session
-grant (user, project) and the bucket and key to the dataset. No S3 call passes through the
-control plane.
+MinIO posts its entries, one JSON object per S3 call, in batches of one object a line
+(its ``audit_webhook`` target; internal/logger/target/http encodes each entry with a JSON
+encoder, which ends each with a newline, and replays the same bytes from its queue folder)
+with the token it was configured with in ``Authorization``. The webhook refuses anything
+without that token (``SAFEZONE_RECORDS_TOKEN``, compared in constant time), keeps only
+the data reads the policy names (``minio`` in policies/records.yaml) and maps the access
+key to the session grant (user, project) and the bucket and key to the dataset. No S3
+call passes through the control plane.
+
+A batch MinIO resends (its queue keeps a batch until an answer of 2xx reached it) is
+recorded once: a read already recorded with the same request id, time, key and object is
+skipped. A read whose source address MinIO may have taken from a forwarding header the
+client sent (policy ``minio.forwarding_headers``) is recorded as ``unverified:<claimed>``.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -19,8 +27,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..db import take_write_turn
 from ..errors import InvalidInput, NotAuthenticated
-from ..models import Dataset, SessionGrant
+from ..models import AccessRecord, Dataset, SessionGrant
 from ..zone import Zone
 from . import chain
 from .policy import RecordsPolicy, load_policy
@@ -45,7 +54,7 @@ def authorised(header: str) -> bool:
 
 
 def parse_entries(body: bytes) -> list[dict[str, Any]]:
-    """One entry, a list of entries, or one entry a line (batches)."""
+    """One entry, one entry a line (MinIO's batches, also from its queue), or a list."""
     try:
         text = body.decode()
         try:
@@ -75,6 +84,31 @@ def _reads(items: list[dict[str, Any]], policy: RecordsPolicy) -> list[dict[str,
             and policy.reads_bucket(str(item["api"].get("bucket") or ""))]
 
 
+def _source(item: dict[str, Any], policy: RecordsPolicy) -> tuple[str, dict[str, Any]]:
+    """The read's source address and what the detail says about it. MinIO's
+    ``remotehost`` is the connection's address unless it came from a forwarding header;
+    when the client sent one, the address is believed only if it appears in none of them
+    (MinIO then ignored the headers: the connection's address, the header-free truth)."""
+    remote = str(item.get("remotehost") or "").strip()
+    headers = item.get("requestHeader")
+    sent = {str(k): str(v)[:200] for k, v in (headers or {}).items()
+            if str(k).lower() in policy.forwarding_headers} if isinstance(headers, dict) else {}
+    if not sent:
+        return remote[:64], {}
+    bare = remote.strip("[]")
+    if bare and _is_address(bare) and not any(bare in value for value in sent.values()):
+        return remote[:64], {"forwarding_headers": sorted(sent)}
+    return f"unverified:{remote}"[:64], {"source_unverified": True, "forwarded": sent}
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _outcome(status: int) -> str:
     if 200 <= status < 300:
         return "ok"
@@ -83,7 +117,8 @@ def _outcome(status: int) -> str:
 
 def entries_from(zone: Zone, items: list[dict[str, Any]]) -> list[chain.Entry]:
     """The records of the data reads among MinIO's entries."""
-    reads = _reads(items, load_policy())
+    policy = load_policy()
+    reads = _reads(items, policy)
     if not reads:
         return []
     keys = {str(i.get("accessKey") or "") for i in reads}
@@ -105,12 +140,12 @@ def entries_from(zone: Zone, items: list[dict[str, Any]]) -> list[chain.Entry]:
                   "request_id": str(item.get("requestID") or "")[:64], "access_key": key,
                   "grant": grant[0] if grant else "",
                   "user_agent": str(item.get("userAgent") or "")[:120]}
+        source, about_source = _source(item, policy)
         found.append(chain.Entry(
             account=grant[1] if grant else f"minio:{key or 'anonymous'}",
-            action="object.read", at=_time(item.get("time")),
-            source=str(item.get("remotehost") or "")[:64],
+            action="object.read", at=_time(item.get("time")), source=source,
             project=grant[2] if grant else "", dataset=dataset, target=target,
-            outcome=_outcome(status), detail=detail))
+            outcome=_outcome(status), detail={**detail, **about_source}))
     return found
 
 
@@ -120,8 +155,35 @@ def require_token(authorization: str) -> None:
         raise NotAuthenticated("the records webhook needs its token (토큰 필요)")
 
 
+def _identity(entry: chain.Entry) -> tuple[str, str, str, str]:
+    detail = entry.detail
+    return (chain.stamp(entry.at), str(detail.get("request_id") or ""),
+            str(detail.get("access_key") or ""), entry.target)
+
+
+def add_once(zone: Zone, entries: list[chain.Entry]) -> int:
+    """Append the reads not recorded yet (MinIO resends a batch whose answer it did not
+    get), in one transaction holding the write turn, so two posts cannot both add one."""
+    if not entries:
+        return 0
+    with zone.sessions() as db, db.begin():
+        take_write_turn(db)
+        stamps = {chain.stamp(e.at) for e in entries}
+        known = {(row.ts, str((row.detail or {}).get("request_id") or ""),
+                  str((row.detail or {}).get("access_key") or ""), row.target)
+                 for row in db.scalars(select(AccessRecord).where(
+                     AccessRecord.action == "object.read", AccessRecord.ts.in_(stamps)))}
+        fresh = []
+        for entry in entries:
+            identity = _identity(entry)
+            if identity not in known:  # once per request, also within the batch
+                known.add(identity)
+                fresh.append(entry)
+        chain.append(db, fresh)
+    return len(fresh)
+
+
 def ingest(zone: Zone, body: bytes) -> dict[str, int]:
     """Record the data reads of a body whose token was checked (``require_token``); the
-    answer says how many, nothing else."""
-    entries = entries_from(zone, parse_entries(body))
-    return {"recorded": chain.add(zone, entries)}
+    answer says how many were new, nothing else."""
+    return {"recorded": add_once(zone, entries_from(zone, parse_entries(body)))}

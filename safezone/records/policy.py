@@ -35,6 +35,7 @@ class RecordsPolicy:
     checkpoint_every_seconds: float
     buckets: tuple[str, ...]
     apis: frozenset[str]
+    forwarding_headers: frozenset[str]  # lower case: headers MinIO takes a source from
     from_audit: tuple[str, ...]
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     review: Review
@@ -70,6 +71,8 @@ def load_policy(policies_dir: Path = POLICIES_DIR) -> RecordsPolicy:
         checkpoint_every_seconds=float(raw.get("checkpoint_every_seconds", 300)),
         buckets=tuple(raw["minio"]["buckets"]),
         apis=frozenset(raw["minio"]["apis"]),
+        forwarding_headers=frozenset(str(h).lower() for h in raw["minio"].get(
+            "forwarding_headers", ["X-Forwarded-For", "X-Real-Ip", "Forwarded"])),
         from_audit=tuple(raw["from_audit"]),
         trusted_proxies=tuple(ipaddress.ip_network(n, strict=True)
                               for n in [*raw.get("trusted_proxies", []), *extra]),

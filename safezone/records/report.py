@@ -1,6 +1,7 @@
 """The monthly review (월간 점검) of the access records: what happened in a month on the
 zone's clock, and the unusual patterns the policy names — data reads outside working
-hours, a user's reads on one day far above their median day, refused accesses. Reviewing
+hours, a user's reads on one day far above their median day, refused accesses, data reads
+whose source address came from a header the client sent (not verified). Reviewing
 is itself audited and recorded."""
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def _outliers(db: Session, month: Month, review: Review) -> list[dict[str, Any]]
     return flagged
 
 
+def unverified_source(row: AccessRecord) -> bool:
+    """A read whose source address MinIO may have taken from a forwarding header."""
+    return bool((row.detail or {}).get("source_unverified")) or \
+        row.source.startswith("unverified:")
+
+
 def _line(row: AccessRecord) -> dict[str, Any]:
     at = chain.parse_stamp(row.ts)
     return {"seq": row.seq, "time_utc": row.ts, "time_local": local(at).isoformat(),
@@ -98,7 +105,7 @@ def build(db: Session, month: Month) -> dict[str, Any]:
     rows = _rows(db, month.start, month.end)
     outliers = _outliers(db, month, review)
     flagged_days = {(o["account"], o["day"]) for o in outliers}
-    lines, late, refused = [], [], []
+    lines, late, refused, unverified = [], [], [], []
     for row in rows:
         line, flags = _line(row), []
         at = chain.parse_stamp(row.ts)
@@ -110,6 +117,9 @@ def build(db: Session, month: Month) -> dict[str, Any]:
         if row.outcome != "ok":
             flags.append("refused")
             refused.append(line)
+        if row.action == READ and unverified_source(row):
+            flags.append("unverified_source")
+            unverified.append(line)
         lines.append({**line, "flags": flags})
     reads = [r for r in rows if r.action == READ and r.outcome == "ok"]
     return {
@@ -123,7 +133,8 @@ def build(db: Session, month: Month) -> dict[str, Any]:
                    "working_days": sorted(review.working_days),
                    "outlier_factor": review.outlier_factor,
                    "outlier_min_reads": review.outlier_min_reads},
-        "unusual": {"off_hours": late, "outliers": outliers, "refused": refused},
+        "unusual": {"off_hours": late, "outliers": outliers, "refused": refused,
+                    "unverified_source": unverified},
         "records": lines,
     }
 
@@ -168,10 +179,12 @@ def summary(report: dict[str, Any]) -> str:
         f"근무시간 외 읽기 / reads outside working hours: {len(u['off_hours'])}",
         f"평소보다 많은 읽기 / days far above a user's median: {len(u['outliers'])}",
         f"거부된 접근 / refused accesses: {len(u['refused'])}",
+        f"출처 주소 미확인 읽기 / reads from an unverified source address: "
+        f"{len(u['unverified_source'])}",
     ]
     for o in u["outliers"]:
         lines.append(f"  {o['account']} {o['day']}: {o['reads']} (median {o['median_reads']})")
-    for line in u["off_hours"][:20]:
+    for line in u["off_hours"][:20] + u["unverified_source"][:20]:
         lines.append(f"  {line['time_local']} {line['account']} {line['dataset']} "
                      f"{line['target']} {line['source']}")
     return "\n".join(lines)
