@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,6 +45,21 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
+
+
+UNAVAILABLE = ("the database is not answering (restarting or unreachable); try again in a "
+               "moment (데이터베이스 응답 없음, 잠시 후 다시 시도하세요)")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database server is away, restarting or out of
+    connections (a 503 and a retry), not that a statement was wrong (a bug, a 500).
+    The pool has already dropped the dead connection (``pool_pre_ping`` and SQLAlchemy's
+    invalidation on disconnect), so the next call gets a fresh one."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)))
 
 
 def take_write_turn(db: Session) -> None:

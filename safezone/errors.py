@@ -39,6 +39,14 @@ class InvalidTransition(SafezoneError):
     status_code = 409
 
 
+class Unavailable(SafezoneError):
+    """A service the control plane needs (its database) does not answer right now; the
+    call may be tried again shortly (what an interrupted call left half-done, the sweeper
+    reconciles)."""
+
+    status_code = 503
+
+
 class StorageError(SafezoneError):
     """MinIO refused or failed; the operation was rolled back."""
 

@@ -11,11 +11,14 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .. import audit_status, datasets, grants, memberships, projects
 from ..catalogue import dcat
 from ..catalogue import service as catalogue
-from ..errors import NotAuthenticated, PermissionDenied, SafezoneError
+from ..db import UNAVAILABLE, unavailable
+from ..errors import NotAuthenticated, PermissionDenied, SafezoneError, Unavailable
 from ..exports.checking import CheckWorker
 from ..models import Dataset
 from ..permissions import SYSTEM, Identity, require
@@ -102,6 +105,18 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
         if request.url.path.startswith(("/pages", "/oauth_callback")):
             return page_error(zone, oauth, request, exc)
         return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_away(request: Request, exc: Exception) -> Response:
+        """The database restarting or unreachable: 503 with a message, not a 500."""
+        if not unavailable(exc):
+            raise exc
+        log.warning("database unavailable during %s %s: %s", request.method,
+                    request.url.path, type(getattr(exc, "orig", exc)).__name__)
+        response = await _safezone_error(request, Unavailable(UNAVAILABLE))
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

@@ -1,24 +1,36 @@
-"""Entry point: ``python -m safezone.api.main`` (uvicorn, settings from the environment)."""
+"""Entry point: ``python -m safezone.api.main`` (uvicorn, settings from the environment).
+
+This module's own imports stay light: uvicorn starts each worker with ``spawn``, which
+imports this module again in the worker *before* the worker answers its supervisor's
+health pings, and the supervisor kills a worker that does not answer within
+``timeout_worker_healthcheck`` seconds. Importing the app here (about 4 s of CPU) made a
+worker on a loaded host miss that deadline and be replaced every few seconds, forever.
+The app is imported where it is used (``main``, ``worker_app``).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import uvicorn
-from fastapi import FastAPI
 
 from .. import logs
 from ..config import Settings
-from ..deid.pipeline import reap_orphan_identities
 from ..errors import StorageError
-from ..zone import Zone
-from .app import create_app
-from .metrics import reset_multiprocess_dir
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ..zone import Zone
 
 log = logging.getLogger(__name__)
+# seconds a worker may take to answer its supervisor before it is killed and replaced
+# (uvicorn's default, 5, is short for a worker busy on a loaded 2-core host)
+WORKER_HEALTHCHECK_SECONDS = 30
 STORAGE_WAIT_SECONDS = 120
 
 
@@ -38,6 +50,11 @@ def bootstrap_storage(zone: Zone, wait: float = STORAGE_WAIT_SECONDS) -> None:
 
 
 def main() -> None:
+    from ..deid.pipeline import reap_orphan_identities
+    from ..zone import Zone
+    from .app import create_app
+    from .metrics import reset_multiprocess_dir
+
     logs.configure()  # JSON lines (safezone/logs.py); uvicorn's workers get the same below
     reset_multiprocess_dir()  # PROMETHEUS_MULTIPROC_DIR, emptied before any worker starts
     settings = Settings.from_env()
@@ -60,7 +77,8 @@ def main() -> None:
     if workers == 1:
         uvicorn.run(create_app(zone), **serve)
     else:
-        uvicorn.run("safezone.api.main:worker_app", factory=True, workers=workers, **serve)
+        uvicorn.run("safezone.api.main:worker_app", factory=True, workers=workers,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **serve)
 
 
 def worker_count(database_url: str) -> int:
@@ -79,6 +97,9 @@ def worker_count(database_url: str) -> int:
 
 def worker_app() -> FastAPI:
     """One worker process's app (uvicorn calls this in each; the parent migrated)."""
+    from ..zone import Zone
+    from .app import create_app
+
     logs.configure()
     return create_app(Zone.from_settings(Settings.from_env(), run_migrations=False))
 

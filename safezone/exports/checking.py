@@ -129,6 +129,9 @@ class CheckWorker:
     def __init__(self, zone: Zone, poll_seconds: float = POLL_SECONDS) -> None:
         self.zone, self.poll_seconds = zone, poll_seconds
         self._stop = threading.Event()
+        # failed claims whose rescheduling failed too (the database was away): rescheduled
+        # as soon as it answers, not left claimed until STALE_CLAIM
+        self._unscheduled: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name="safezone-checks",
                                         daemon=True)
 
@@ -142,6 +145,7 @@ class CheckWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._reschedule()
             request_id = None
             try:
                 request_id = claim_next(self.zone)
@@ -151,17 +155,26 @@ class CheckWorker:
             except Exception:  # MinIO or the database away: retried after RETRY_AFTER
                 log.exception("export checks of %s failed; will retry", request_id)
                 if request_id is not None:
-                    _retry_later(self.zone, request_id)
+                    self._unscheduled.add(request_id)
+                    self._reschedule()
             self._stop.wait(self.poll_seconds)
 
+    def _reschedule(self) -> None:
+        for request_id in sorted(self._unscheduled):
+            if _retry_later(self.zone, request_id):
+                self._unscheduled.discard(request_id)
 
-def _retry_later(zone: Zone, request_id: str) -> None:
-    """Let a failed claim be taken again after RETRY_AFTER instead of STALE_CLAIM."""
+
+def _retry_later(zone: Zone, request_id: str) -> bool:
+    """Let a failed claim be taken again after RETRY_AFTER instead of STALE_CLAIM; False
+    when the database did not answer (the worker asks again next round)."""
     try:
         with zone.sessions() as db, db.begin():
             take_write_turn(db)
             request = db.get(ExportRequest, request_id)
             if request is not None and request.checks_claimed_at is not None:
                 request.checks_claimed_at = zone.now() - STALE_CLAIM + RETRY_AFTER
-    except Exception:  # the database is away too: the claim goes stale on its own
+    except Exception:  # the database is away too: tried again next round
         log.warning("could not reschedule the checks of %s", request_id)
+        return False
+    return True

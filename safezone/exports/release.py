@@ -69,6 +69,7 @@ def release(zone: Zone, actor: Identity, request_id: str, *, as_system: bool = F
             key = f"{request_id}/{file_id}/{released_path(path, kind)}"  # never collides
             zone.broker.write_object(RELEASED, key, data)
             written[file_id] = key
+            failpoints.reach("release.file_copied")  # between the copies of a release
             indexes.append((path, table_index(path, data)))
         zone.broker.write_object(RELEASED, f"{request_id}/{CHECK_RECORD}",
                                  json.dumps(record, ensure_ascii=False, indent=1).encode())
