@@ -33,12 +33,12 @@ import psutil
 
 from tests.support import (
     ZONE_NET,
+    env_s3,
     keys_refused,
     launch_minio,
     launch_stack,
     provision,
     server_environment,
-    session_s3,
     wait_until,
 )
 
@@ -72,7 +72,7 @@ def one_round(stack, setup, user: str) -> dict[str, float]:
     rss = sum(p.memory_info().rss for p in procs)
     runc = supervisor_rss(procs[0].pid) if procs else 0
     env = server_environment(user)
-    s3 = session_s3(stack.minio, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    s3 = env_s3(stack.minio, env)
     s3.get_object(Bucket=setup.dataset, Key="data.parquet")
     stopping = time.monotonic()
     hub.delete(f"/users/{user}/server")

@@ -7,8 +7,9 @@ catalogue calls this module, and the control plane's sweeper calls it every few 
 * a live grant whose project is archived or whose membership is no longer approved is
   revoked: its MinIO identity is deleted, so its keys are refused at once;
 * every other live grant keeps only the datasets it was given that the project may still
-  read: its identity's inline policy is re-rendered and replaced in MinIO, which applies it
-  to the keys already handed out at once, and the grant's recorded list follows.
+  read: its session parent's policy is re-rendered and replaced in MinIO, which applies it
+  to the temporary keys already handed out at once, and the grant's recorded list follows
+  (every grant of one parent was given the same datasets, so they narrow alike).
 
 Live sessions only ever lose access here. A dataset attached or published later reaches a
 notebook with its next grant, where membership and integrity are checked.
@@ -115,9 +116,10 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
                         networks=storage.notebook_networks,
                         excluded=storage.notebook_excluded)
                     policy = quotas.within_storage_quota(zone, project_name, policy)
-                    if zone.broker.update_session_policy(grant.access_key, policy):
+                    if grant.parent and zone.broker.narrow_session_parent(grant.parent,
+                                                                          policy):
                         narrowed[grant.id] = [d.name for d in due.keep]
-                    else:  # its keys are dead already: say so in the records
+                    else:  # its keys are dead already, or cannot be narrowed: they go
                         grants.revoke_grant(zone, actor, grant, "session identity missing")
                 else:
                     grants.revoke_grant(zone, actor, grant, due.ended_by)

@@ -2,7 +2,8 @@
 
 A grant is issued only to the hub's spawner, for a user with an approved, unexpired
 membership of an active project. Its policy is generated from the project's published,
-de-identified datasets. Ending a grant deletes the identity, which MinIO refuses at once.
+de-identified datasets and held by a *session parent* (``storage.broker``); the grant gets
+temporary keys of that parent. Ending a grant revokes its keys, which MinIO refuses at once.
 Running grants follow later changes of the catalogue through ``safezone.access``.
 """
 
@@ -32,7 +33,7 @@ from .models import (
 )
 from .naming import check_user_name
 from .permissions import Identity, require
-from .storage.broker import clamp_identity_expiry, session_keys
+from .storage.broker import session_parent
 from .storage.policies import DatasetLocation, session_policy
 from .zone import Zone
 
@@ -50,7 +51,8 @@ class SessionsNotRefreshed(StorageError):
 
 @dataclass(frozen=True)
 class IssuedGrant:
-    """What the spawner receives; the secret key is shown once and never stored."""
+    """What the spawner receives; the secret key and session token are shown once and
+    never stored."""
 
     grant_id: str
     project: str
@@ -58,6 +60,7 @@ class IssuedGrant:
     server_name: str
     access_key: str
     secret_key: str
+    session_token: str
     expires_at: datetime
     endpoint_url: str
     region: str
@@ -69,6 +72,7 @@ class IssuedGrant:
         return {
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": self.session_token,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ENDPOINT_URL_S3": self.endpoint_url,
             "AWS_DEFAULT_REGION": self.region,
@@ -139,35 +143,36 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                      stop_servers=False)
     grant_id = secrets.token_hex(8)
-    access_key, secret_key = session_keys()
+    parent = session_parent(project_name, user, [d.name for d in datasets])
     listed = [{"name": d.name, "uri": f"s3://{d.bucket}/{d.prefix}"} for d in datasets]
     with zone.unit_of_work() as db:  # the intent first: a crash past it leaves no orphan
         db.add(SessionGrant(id=grant_id, project_id=get_project(db, project_name).id,
-                            user_name=user, server_name=server_name, access_key=access_key,
+                            user_name=user, server_name=server_name,
+                            access_key=f"pending-{grant_id}", parent=parent,
                             status=GrantStatus.PENDING, datasets={"datasets": listed},
                             created_at=now, expires_at=ends))
     try:
-        zone.broker.create_session_identity(
-            policy, clamp_identity_expiry(ends, now), name=f"sz-{grant_id}",
-            description=f"safezone session {user} / {project_name}",
-            keys=(access_key, secret_key))
+        zone.broker.prepare_session_parent(parent, policy)
+        keys = zone.broker.issue_session_keys(parent, grant_id, ends)
         failpoints.reach("grant.identity_created")
         terminals = _activate(zone, actor, grant_id, project_name, user, server_name,
-                              listed, ends)
+                              listed, ends, keys.access_key)
     except Exception as exc:
         # The keys never reach the spawner, so they go, also when the grant row was saved
-        # but could not be anchored (its identity is then simply gone).
-        zone.broker.delete_session_identity(access_key)
+        # but could not be anchored (its keys are then simply revoked).
+        zone.broker.revoke_session_keys(parent, grant_id)
         if not (isinstance(exc, AuditUnanchored) and exc.committed):
             _forget_pending(zone, grant_id)
         raise
-    return IssuedGrant(grant_id, project_name, user, server_name, access_key, secret_key, ends,
+    return IssuedGrant(grant_id, project_name, user, server_name, keys.access_key,
+                       keys.secret_key, keys.session_token, ends,
                        zone.settings.storage.public_endpoint, zone.settings.storage.region,
                        listed, terminals)
 
 
 def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, user: str,
-              server_name: str, listed: list[dict[str, str]], ends: datetime) -> bool:
+              server_name: str, listed: list[dict[str, str]], ends: datetime,
+              access_key: str) -> bool:
     """The pending grant becomes active (audited); returns the project's terminals switch."""
     from .memberships import require_usable
     from .projects import get_project
@@ -184,8 +189,7 @@ def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, use
         if grant is None or grant.status is not GrantStatus.PENDING:  # reconciled meanwhile
             raise StorageError("the session grant was abandoned while it was being issued; "
                                "start the server again (세션 발급 중단)")
-        grant.status = GrantStatus.ACTIVE
-        access_key = grant.access_key
+        grant.status, grant.access_key = GrantStatus.ACTIVE, access_key
         zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
                     grant=grant_id, access_key=access_key, server=server_name,
                     datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
@@ -203,11 +207,11 @@ def _forget_pending(zone: Zone, grant_id: str) -> None:
 
 def reconcile_pending(zone: Zone, actor: Identity) -> int:
     """Grants left pending by a process that died while issuing them (past
-    PENDING_GRACE) are revoked, each audited, and then their MinIO identities (which may or
-    may not exist) go. In that order: an issue that was only slow finds its grant no longer
-    pending and deletes its own identity (``_activate``), so no active grant ever loses its
-    keys here. An identity whose deletion fails still expires with the grant's end (MinIO
-    expiry). Read-only when nothing is due."""
+    PENDING_GRACE) are revoked, each audited, and then their keys (which may or may not
+    exist) are revoked in MinIO by the grant's id. In that order: an issue that was only
+    slow finds its grant no longer pending and revokes its own keys (``_activate``), so no
+    active grant ever loses its keys here. Keys whose revocation fails still expire with
+    the grant's end. Read-only when nothing is due."""
     with zone.sessions() as db:
         due = [g.id for g in db.scalars(select(SessionGrant).where(
             SessionGrant.status == GrantStatus.PENDING,
@@ -218,19 +222,19 @@ def reconcile_pending(zone: Zone, actor: Identity) -> int:
             grant = db.get(SessionGrant, grant_id)
             if grant is None or grant.status is not GrantStatus.PENDING:
                 continue
-            access_key = grant.access_key
             zone.record(db, actor, "session.abandoned",
                         f"project:{grant.project.name}/user:{grant.user_name}",
-                        grant=grant_id, access_key=access_key,
-                        reason="the control plane stopped while issuing it; identity removed")
+                        grant=grant_id, access_key=grant.access_key,
+                        reason="the control plane stopped while issuing it; keys revoked")
             grant.status, grant.ended_at = GrantStatus.REVOKED, zone.now()
-        zone.broker.delete_session_identity(access_key)
+            parent, access_key = grant.parent, grant.access_key
+        end_keys(zone, grant_id, parent, access_key)
         abandoned += 1
     return abandoned
 
 
 def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped") -> None:
-    """End one grant (idempotent): delete its identity, then mark it ended."""
+    """End one grant (idempotent): revoke its keys, then mark it ended."""
     with zone.sessions() as db:
         grant = db.get(SessionGrant, grant_id)
         if grant is None:
@@ -241,9 +245,17 @@ def end_grant(zone: Zone, actor: Identity, grant_id: str, reason: str = "stopped
     _end(zone, actor, grant, GrantStatus.ENDED, reason)
 
 
+def end_keys(zone: Zone, grant_id: str, parent: str | None, access_key: str) -> None:
+    """MinIO refuses a grant's keys from now on (already refused is fine)."""
+    if parent is None:  # issued before temporary keys: a service account of the issuer
+        zone.broker.delete_legacy_identity(access_key)
+    else:
+        zone.broker.revoke_session_keys(parent, grant_id)
+
+
 def _end(zone: Zone, actor: Identity, grant: SessionGrant, status: GrantStatus,
          reason: str) -> None:
-    zone.broker.delete_session_identity(grant.access_key)
+    end_keys(zone, grant.id, grant.parent, grant.access_key)
     with zone.unit_of_work() as db:
         row = db.get(SessionGrant, grant.id)
         if row is None or row.status is not GrantStatus.ACTIVE:
@@ -282,7 +294,7 @@ def end_grants_where(zone: Zone, actor: Identity, *, project_name: str | None = 
 
 
 def revoke_grant(zone: Zone, actor: Identity, grant: SessionGrant, reason: str) -> None:
-    """End a grant whose access was taken away (identity deleted first) and stop its
+    """End a grant whose access was taken away (keys revoked first) and stop its
     server."""
     _end(zone, actor, grant, GrantStatus.REVOKED, reason)
     zone.hub.stop_server(grant.user_name, grant.server_name)

@@ -131,6 +131,9 @@ class SessionGrant(Base):
     user_name: Mapped[str] = mapped_column(String(64), index=True)
     server_name: Mapped[str] = mapped_column(String(64), default="")
     access_key: Mapped[str] = mapped_column(String(40), unique=True)
+    # the MinIO user whose temporary keys the grant holds; None: an issuer service
+    # account (grants issued before temporary keys)
+    parent: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[GrantStatus] = mapped_column(_enum(GrantStatus))
     datasets: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime]

@@ -102,9 +102,10 @@ class MinioHandle:
         self.records_claimed = True
         return self.records_port
 
-    def s3(self, access_key: str, secret_key: str):
+    def s3(self, access_key: str, secret_key: str, session_token: str | None = None):
         return boto3.client("s3", endpoint_url=f"http://{self.endpoint}",
                             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                            aws_session_token=session_token,
                             region_name="us-east-1",
                             config=BotoConfig(retries={"max_attempts": 1}))
 
@@ -414,15 +415,26 @@ def issue_grant(stack: Stack, user: str, project: str, server_name: str = "") ->
 def notebook_s3(stack: Stack, grant: dict):
     """An S3 client holding exactly the credentials a notebook server receives, used from
     inside the zone's notebook network (a namespace on the bridge, as a sandbox is)."""
-    env = grant["environment"]
-    return session_s3(stack.minio, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    return env_s3(stack.minio, grant["environment"])
 
 
-def session_s3(minio: MinioHandle, access_key: str, secret_key: str):
+def env_s3(minio: MinioHandle, env: dict[str, str]):
+    """``session_s3`` of the keys in a notebook server's environment."""
+    return session_s3(minio, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
+                      env["AWS_SESSION_TOKEN"])
+
+
+def grant_s3(minio: MinioHandle, grant):
+    """``session_s3`` of an issued grant's keys (``grants.IssuedGrant``)."""
+    return session_s3(minio, grant.access_key, grant.secret_key, grant.session_token)
+
+
+def session_s3(minio: MinioHandle, access_key: str, secret_key: str,
+               session_token: str | None = None):
     """An S3 client of session keys, used from inside the zone's notebook network: keys
     are refused elsewhere (aws:SourceIp), which would make any denial test pass for that
     reason alone."""
-    return InNamespace(minio.s3(access_key, secret_key), probe_namespace())
+    return InNamespace(minio.s3(access_key, secret_key, session_token), probe_namespace())
 
 
 _PROBE: list[str] = []

@@ -23,7 +23,7 @@ from safezone.models import AuditEvent, DatasetStatus
 from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, STEWARD_SCOPE, Identity
 from safezone.storage.policies import PolicyViolation, pipeline_policy
 
-from .support import PIPELINE_KEY, attested_dataset, session_s3, steward_env, unique
+from .support import PIPELINE_KEY, attested_dataset, grant_s3, steward_env, unique
 from .test_deid import KEY, SMALL, SMALL_RECIPE
 
 ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
@@ -83,7 +83,7 @@ def test_tampered_output_leaves_new_sessions_and_the_audit_says_so(zone, minio):
     second = grants.issue_grant(zone, SPAWNER, "alice", project, server_name="b")
     assert second.datasets == []
     assert status_of(zone, name) is DatasetStatus.WITHDRAWN
-    s3 = session_s3(minio, second.access_key, second.secret_key)
+    s3 = grant_s3(minio, second)
     with pytest.raises(Exception) as caught:
         s3.get_object(Bucket=name, Key="data.parquet")
     assert caught.value.response["Error"]["Code"] == "AccessDenied"

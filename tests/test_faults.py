@@ -91,11 +91,12 @@ def test_killed_while_granting_leaves_no_orphan_identity(stack, tmp_path):
         pending = db.scalar(select(SessionGrant).where(
             SessionGrant.user_name == "bob", SessionGrant.server_name == "crash"))
     assert pending is not None and pending.status is GrantStatus.PENDING
-    assert pending.access_key in stack.zone.broker.session_identities()  # the orphan
+    orphans = set(stack.zone.broker.session_identities()) - before
+    assert len(orphans) == 1  # the keys were made; nobody will ever receive them
 
     successor = Plane(stack, tmp_path, "successor")
     try:
-        wait_until(lambda: pending.access_key not in stack.zone.broker.session_identities(),
+        wait_until(lambda: not orphans & set(stack.zone.broker.session_identities()),
                    timeout=60, interval=1)
         with stack.zone.sessions() as db:
             assert db.get(SessionGrant, pending.id).status is GrantStatus.REVOKED

@@ -18,6 +18,7 @@ import pytest
 
 from .kernels import run_code
 from .support import (
+    env_s3,
     hub_login,
     keys_refused,
     provision,
@@ -34,7 +35,8 @@ import io, json, os, boto3
 import pyarrow.parquet as pq
 s3 = boto3.client("s3")
 out = {"env_project": os.environ["SAFEZONE_PROJECT"], "cwd": os.getcwd(),
-       "key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"]}
+       "key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
+       "token": os.environ["AWS_SESSION_TOKEN"]}
 body = s3.get_object(Bucket=%(dataset)r, Key="data.parquet")["Body"].read()
 out["dataset"] = ",".join(pq.read_table(io.BytesIO(body)).column_names)
 try:
@@ -196,7 +198,7 @@ def test_stopping_a_server_ends_its_keys(stack, alice_server):
     wait_until(lambda: hub.get("/users/alice").json()["servers"].get("stopper", {}).get(
         "ready"), timeout=90, interval=0.3)
     env = server_environment("alice", "stopper")
-    s3 = session_s3(stack.minio, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    s3 = env_s3(stack.minio, env)
     s3.get_object(Bucket=alice_server.dataset, Key="data.parquet")  # works while it runs
     started = time.monotonic()
     hub.request("DELETE", "/users/alice/servers/stopper", json={"remove": True})
@@ -210,7 +212,7 @@ def test_revocation_stops_server_and_kills_credentials(stack, alice_server):
     output = run_code(f"{stack.hub_url}/user/alice/", stack.tokens["alice"],
                       PROBE % {"dataset": alice_server.dataset, "raw": alice_server.raw_dataset})
     creds = json.loads(output.strip().splitlines()[-1])
-    s3 = session_s3(stack.minio, creds["key"], creds["secret"])
+    s3 = session_s3(stack.minio, creds["key"], creds["secret"], creds["token"])
 
     def refused() -> bool:
         return keys_refused(s3, alice_server.dataset)

@@ -116,6 +116,7 @@ def start_server(stack, user: str, project: str, name: str = ""):
         "s3", endpoint_url=f"http://{stack.minio.endpoint}", region_name="us-east-1",
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
         config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1)),
         probe_namespace())
     return s3, env["SAFEZONE_GRANT_ID"], asked

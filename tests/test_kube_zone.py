@@ -456,14 +456,15 @@ def test_the_export_flow_runs_end_to_end_in_the_cluster(zone, alice_server):
     assert hashlib.sha256(body.content).hexdigest() == file["sha256"]
 
 
-def session_keys(alice_server: dict) -> tuple[str, str]:
+def session_keys(alice_server: dict) -> tuple[str, str, str]:
     out = alice_server["kernel"].run(
-        "import os; print(os.environ['AWS_ACCESS_KEY_ID'], os.environ['AWS_SECRET_ACCESS_KEY'])")
-    key, secret = out.split()
-    return key, secret
+        "import os; print(os.environ['AWS_ACCESS_KEY_ID'], os.environ['AWS_SECRET_ACCESS_KEY'],"
+        " os.environ['AWS_SESSION_TOKEN'])")
+    key, secret, token = out.split()
+    return key, secret, token
 
 
-def minio_as(node: NodeCluster, key: str, secret: str):
+def minio_as(node: NodeCluster, key: str, secret: str, token: str):
     """An S3 client on MinIO's pod address, from the node (inside the pod network)."""
     import boto3
     from botocore.config import Config
@@ -473,7 +474,7 @@ def minio_as(node: NodeCluster, key: str, secret: str):
         "app.kubernetes.io/component=minio")).items[0]
     return boto3.client("s3", endpoint_url=f"http://{pod.status.pod_ip}:9000",
                         aws_access_key_id=key, aws_secret_access_key=secret,
-                        region_name="us-east-1",
+                        aws_session_token=token, region_name="us-east-1",
                         config=Config(retries={"max_attempts": 1}, connect_timeout=3))
 
 

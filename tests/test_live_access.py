@@ -30,6 +30,7 @@ from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, Identity
 from .support import (
     attested_dataset,
     fresh_database_url,
+    grant_s3,
     issue_grant,
     launch_minio,
     make_zone,
@@ -37,7 +38,6 @@ from .support import (
     provision,
     register_published_dataset,
     report_measure,
-    session_s3,
     unique,
     wait_until,
 )
@@ -211,10 +211,10 @@ def test_expired_membership_ends_running_sessions(stack, live, clock, sweeper):
 
 
 def test_a_refresh_minio_refuses_is_answered_503_kept_and_retried(stack, live, monkeypatch):
-    def refuse(access_key: str, policy: dict) -> bool:
-        raise StorageError(f"MinIO unreachable while updating {access_key}")
+    def refuse(parent: str, policy: dict) -> bool:
+        raise StorageError(f"MinIO unreachable while narrowing {parent}")
 
-    monkeypatch.setattr(stack.zone.broker, "update_session_policy", refuse)
+    monkeypatch.setattr(stack.zone.broker, "narrow_session_parent", refuse)
     response = stack.api("admin").post(f"/api/datasets/{live.dataset}/withdraw")
     assert response.status_code == 503
     assert "withdrawn: recorded, but 1 running session(s)" in response.json()["error"]
@@ -255,7 +255,7 @@ def test_changes_while_minio_is_down_are_kept_refused_503_and_caught_up(tmp_path
         memberships.approve_membership(zone, ADMIN, project, "alice",
                                        zone.now() + timedelta(days=1))
         grant = grants.issue_grant(zone, SPAWNER, "alice", project)
-        s3 = session_s3(minio, grant.access_key, grant.secret_key)
+        s3 = grant_s3(minio, grant)
 
         minio.process.stop()
         refused_but_kept(datasets.change_status, zone, ADMIN, taken, "withdraw")

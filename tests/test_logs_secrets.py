@@ -33,13 +33,13 @@ from .support import (
     TINY_RECIPE,
     ZONE_NET,
     download,
+    env_s3,
     fresh_database_url,
     hub_login_at,
     hub_token,
     launch_minio,
     make_zone,
     pages_session,
-    session_s3,
     start_control_plane_process,
     steward_env,
     unique,
@@ -203,8 +203,8 @@ def _full_flow(tmp: Path, zone, minio, cp_url: str, hub_url: str, secret_values:
     grant_env = grant["environment"]
     secret_values["session access key"] = grant_env["AWS_ACCESS_KEY_ID"]
     secret_values["session secret key"] = grant_env["AWS_SECRET_ACCESS_KEY"]
-    s3 = session_s3(minio, grant_env["AWS_ACCESS_KEY_ID"],
-                    grant_env["AWS_SECRET_ACCESS_KEY"])
+    secret_values["session token"] = grant_env["AWS_SESSION_TOKEN"]
+    s3 = env_s3(minio, grant_env)
     s3.get_object(Bucket=dataset, Key="data.parquet")["Body"].read()
     s3.put_object(Bucket="outbox", Key=f"{project}/alice/counts.csv", Body=TABLE)
 

@@ -41,6 +41,7 @@ from safezone.config import Settings, StorageSettings
 from safezone.deid.pipeline import OUTPUT_KEY
 from safezone.local.processes import ManagedProcess, free_port, wait_for_http
 from safezone.local.services import minio_binary
+from safezone.models import SessionGrant
 from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, Identity
 from safezone.storage.policies import DatasetLocation, session_policy
 from safezone.zone import Zone
@@ -234,7 +235,8 @@ except ClientError as exc:
 def from_notebook(site: Site, link: Link) -> dict:
     """GetObject of the dataset with the session's keys, from inside the namespace."""
     env = {"PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": site.grant.access_key,
-           "AWS_SECRET_ACCESS_KEY": site.grant.secret_key, "AWS_CONFIG_FILE": os.devnull,
+           "AWS_SECRET_ACCESS_KEY": site.grant.secret_key,
+           "AWS_SESSION_TOKEN": site.grant.session_token, "AWS_CONFIG_FILE": os.devnull,
            "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     done = subprocess.run(["ip", "netns", "exec", link.netns, sys.executable, "-c", _GET,
                            f"http://{site.minio.endpoint}", site.bucket, OUTPUT_KEY],
@@ -246,7 +248,7 @@ def from_notebook(site: Site, link: Link) -> dict:
 def from_host(site: Site, header: tuple[str, str] | None = None) -> str:
     """The same GetObject from the host's own namespace (source 10.98.N.1), optionally with
     one extra header (signed with the request, as any client may)."""
-    s3 = site.minio.s3(site.grant.access_key, site.grant.secret_key)
+    s3 = site.minio.s3(site.grant.access_key, site.grant.secret_key, site.grant.session_token)
     if header:
         def add(request, **_) -> None:
             request.headers[header[0]] = header[1]
@@ -264,8 +266,9 @@ def from_host(site: Site, header: tuple[str, str] | None = None) -> str:
 def test_the_session_identity_in_minio_carries_the_condition(site, link):
     root = MinioAdmin(endpoint=site.minio.endpoint, secure=False,
                       credentials=StaticProvider(site.minio.root_user, site.minio.root_password))
-    info = json.loads(root.get_service_account(site.grant.access_key))
-    policy = json.loads(info["policy"]) if isinstance(info["policy"], str) else info["policy"]
+    with site.zone.sessions() as db:  # the grant's keys hold its session parent's policy
+        parent = db.get(SessionGrant, site.grant.grant_id).parent
+    policy = json.loads(root.policy_info(parent))
     for statement in policy["Statement"]:
         condition = statement.get("Condition", {})
         if statement["Effect"] == "Deny":  # no network condition: holds from everywhere

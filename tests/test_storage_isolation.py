@@ -13,12 +13,14 @@ from minio import MinioAdmin
 from minio.credentials import StaticProvider
 from minio.error import MinioAdminException
 
+from safezone.models import SessionGrant
+
 from .support import (
+    grant_s3,
     issue_grant,
     notebook_s3,
     provision,
     register_published_dataset,
-    session_s3,
     unique,
 )
 
@@ -132,27 +134,31 @@ def test_notebook_credentials_cannot_mint_identities(stack, setting):
     env = grant["environment"]
     admin = MinioAdmin(endpoint=stack.minio.endpoint, secure=False,
                        credentials=StaticProvider(env["AWS_ACCESS_KEY_ID"],
-                                                  env["AWS_SECRET_ACCESS_KEY"]))
+                                                  env["AWS_SECRET_ACCESS_KEY"],
+                                                  env["AWS_SESSION_TOKEN"]))
     with pytest.raises(MinioAdminException) as caught:
         admin.add_service_account(access_key="SZEVILEVILEVIL00001", secret_key="x" * 32)
     assert "AccessDenied" in str(caught.value)
 
 
 def test_issuer_ceiling_holds_even_for_a_rogue_session_policy(stack, setting):
-    """Defence in depth: a session policy naming raw-* still cannot read it."""
+    """Defence in depth: a session parent whose own policy allows everything (a bug in the
+    renderer, say) still gets keys that cannot reach raw-*, audit or released: every
+    session key carries the issuer's ceiling as its session policy."""
     mine, _, _, _ = setting
     rogue = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::*"]}]}
     broker = stack.zone.broker
-    access, secret = broker.create_session_identity(
-        rogue, stack.zone.now() + broker_lifetime(), "rogue", "test")
+    parent = "szs-rogue-" + unique("p")
+    broker.prepare_session_parent(parent, rogue)
+    keys = broker.issue_session_keys(parent, "rogue", stack.zone.now() + broker_lifetime())
     try:
-        s3 = session_s3(stack.minio, access, secret)
+        s3 = grant_s3(stack.minio, keys)
         assert_denied(s3.get_object, Bucket=mine.raw_dataset, Key="people.csv")
         assert_denied(s3.get_object, Bucket="audit", Key="probe/x.txt")
         assert_denied(s3.put_object, Bucket="released", Key="x", Body=b"x")
     finally:
-        broker.delete_session_identity(access)
+        broker.remove_session_parent(parent)
 
 
 def broker_lifetime():
@@ -167,10 +173,9 @@ def test_stored_policy_names_only_published_deidentified_data(stack, setting):
     draft = unique("deid-draft")
     stack.api("admin").post("/api/datasets", json={"name": draft,
                                                    "classification": "deidentified"})
-    info = json.loads(stack.zone.broker.issuer.get_service_account(
-        grant["environment"]["AWS_ACCESS_KEY_ID"]))
-    policy = json.loads(info["policy"]) if isinstance(info["policy"], str) else info["policy"]
-    text = json.dumps(policy)
+    with stack.zone.sessions() as db:
+        parent = db.get(SessionGrant, grant["grant_id"]).parent
+    text = json.dumps(json.loads(stack.zone.broker.admin.policy_info(parent)))
     assert mine.dataset in text
     assert mine.raw_dataset not in text and draft not in text and "raw-" not in text
     for forbidden in ("egress-quarantine", "released", "audit"):

@@ -344,19 +344,21 @@ def _end_identities(zone: Zone, actor: Identity, target: Target) -> list[dict[st
                             reason="project data destroyed")
     with zone.sessions() as db:
         rows = db.execute(select(SessionGrant.id, SessionGrant.user_name,
-                                 SessionGrant.access_key).join(Project)
+                                 SessionGrant.access_key, SessionGrant.parent).join(Project)
                           .where(Project.name == target.name)
                           .order_by(SessionGrant.created_at)).all()
-    for _, _, access_key in rows:
-        zone.broker.delete_session_identity(access_key)
+    for grant_id, _, access_key, parent in rows:
+        grants.end_keys(zone, grant_id, parent, access_key)
+    for parent in sorted({row.parent for row in rows if row.parent}):
+        zone.broker.remove_session_parent(parent)
     try:
         live = set(zone.broker.session_identities())
     except Exception as exc:
         raise StorageError(f"MinIO could not list session identities: {exc}") from exc
-    left = [key for _, _, key in rows if key in live]
+    left = [row.access_key for row in rows if row.access_key in live]
     if left:
         raise StorageError(f"{len(left)} session identities of {target.name} are still there")
-    return [{"grant": g, "user": u, "access_key": k, "gone": True} for g, u, k in rows]
+    return [{"grant": g, "user": u, "access_key": k, "gone": True} for g, u, k, _ in rows]
 
 
 def _key(item: dict[str, Any]) -> tuple[str, str, str | None]:

@@ -1,12 +1,15 @@
 """The storage broker: the only code that administers MinIO.
 
-Identities: the root user (bootstrap, dataset buckets, reading audit anchors); the session
-issuer, a plain user whose own policy (``policies/minio/issuer.json``) is the ceiling of
-every session identity it creates; the anchor writer, whose only right is ``s3:PutObject``
-under the anchor prefix of ``audit`` (``anchor-writer.yaml``); and the released reader,
-whose only right is ``s3:GetObject`` in ``released`` (``released-reader.yaml``). Session
-identities are MinIO service accounts of the issuer with an inline policy and an expiry;
-deleting one refuses its keys at once.
+Identities: the root user (bootstrap, dataset buckets, reading audit anchors); the anchor
+writer, whose only right is ``s3:PutObject`` under the anchor prefix of ``audit``
+(``anchor-writer.yaml``); the released reader, whose only right is ``s3:GetObject`` in
+``released`` (``released-reader.yaml``); and the session parents. A session parent is a
+plain user for one researcher, one project and one set of datasets; its own policy (named
+like it) is exactly what such a session may do, rendered by ``policies.session_policy``.
+Sessions hold its *temporary* keys (STS ``AssumeRole``, ``tokens.py``), each revocable by
+its grant id; revoking refuses the keys at once, and narrowing the parent's policy narrows
+every live session of it at once. (The session issuer, a user whose policy is the ceiling
+of the service accounts sessions used to get, only serves grants issued before that.)
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from ..audit import Anchor
 from ..config import StorageSettings
 from ..errors import StorageError
 from .layout import Layout, load_layout
-from .policies import anchor_writer_policy, issuer_policy, released_reader_policy
+from .policies import (
+    anchor_writer_policy,
+    issuer_policy,
+    released_reader_policy,
+    session_ceiling,
+)
+from .tokens import TemporaryKeys, TokenService
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,7 @@ _ANCHOR_KEY = re.compile(r"(\d{12})(?:-([0-9a-f]{64}))?\.json")
 MIN_IDENTITY_LIFETIME = timedelta(minutes=16)
 MAX_IDENTITY_LIFETIME = timedelta(days=364)
 _ALPHABET = string.ascii_uppercase + string.digits
+SESSION_PARENT_PREFIX = "szs-"
 
 
 @dataclass(frozen=True)
@@ -108,10 +118,11 @@ def clamp_identity_expiry(wanted: datetime, now: datetime) -> datetime:
 
 
 
-def session_keys() -> tuple[str, str]:
-    """A fresh access key and secret key for a session identity."""
-    return ("SZ" + "".join(secrets.choice(_ALPHABET) for _ in range(18)),
-            secrets.token_urlsafe(30))
+def session_parent(project: str, user: str, datasets: list[str]) -> str:
+    """The MinIO user whose temporary keys the sessions of ``user`` in ``project`` holding
+    exactly ``datasets`` get; its own policy is what those sessions may do."""
+    basis = json.dumps([project, user, sorted(datasets)])
+    return SESSION_PARENT_PREFIX + hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 class StorageBroker:
     """Administers buckets and identities on one MinIO deployment."""
@@ -135,6 +146,10 @@ class StorageBroker:
         self.reader_password = (settings.released_reader_password
                                 or derived_password(settings.root_password, "released-reader"))
         self.released_s3 = self.client_for(RELEASED_READER, self.reader_password)
+        self.tokens = TokenService(settings.endpoint, settings.secure, settings.region, http,
+                                   (settings.root_user, settings.root_password))
+        self._known_parents: set[str] = set()  # session parents this process has made
+        self._ceiling = session_ceiling()  # every session key's session policy
 
     # -- bootstrap -------------------------------------------------------------------
     def bootstrap(self) -> None:
@@ -155,9 +170,11 @@ class StorageBroker:
         self._ensure_user(RELEASED_READER, self.reader_password, RELEASED_READER,
                           released_reader_policy())
 
-    def _ensure_user(self, user: str, password: str, policy_name: str, policy: dict) -> None:
+    def _ensure_user(self, user: str, password: str, policy_name: str, policy: dict,
+                     policy_added: bool = False) -> None:
         """A plain MinIO user holding exactly ``policy`` (re-applied on every bootstrap)."""
-        self.admin.policy_add(policy_name, policy=policy)
+        if not policy_added:
+            self.admin.policy_add(policy_name, policy=policy)
         self.admin.user_add(user, password)
         try:
             self.admin.attach_policy([policy_name], user=user)
@@ -192,24 +209,82 @@ class StorageBroker:
             log.warning("could not remove bucket %s: %s", bucket, exc.code)
 
     # -- session identities ----------------------------------------------------------
-    def create_session_identity(self, policy: dict, expires_at: datetime, name: str,
-                                description: str, keys: tuple[str, str] | None = None
-                                ) -> tuple[str, str]:
-        """A new service account of the issuer limited by ``policy``, with ``keys`` (new
-        ones from :func:`session_keys` by default); returns its keys."""
-        access_key, secret_key = keys or session_keys()
-        expiry = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            self.issuer.add_service_account(
-                access_key=access_key, secret_key=secret_key, policy=policy,
-                expiration=expiry, name=name[:32], description=description[:256],
-            )
-        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
-            raise StorageError(f"MinIO refused to create the session identity: {exc}") from exc
-        return access_key, secret_key
+    def session_parent_password(self, parent: str) -> str:
+        return derived_password(self.settings.root_password, f"session-parent:{parent}")
 
-    def delete_session_identity(self, access_key: str) -> None:
-        """Delete a session identity; an identity that is already gone is fine."""
+    def prepare_session_parent(self, parent: str, policy: dict) -> None:
+        """``parent`` exists and holds exactly ``policy`` (a named policy of its own name).
+
+        Creating the user is MinIO's slow, Argon2-encrypted admin call, paid once per
+        parent (this process remembers it); replacing its policy is one plain request.
+        """
+        try:
+            self.admin.policy_add(parent, policy=policy)
+            if parent in self._known_parents:
+                return
+            try:
+                known = json.loads(self.admin.user_info(parent)).get("policyName") == parent
+            except MinioAdminException as exc:
+                if "Status: 404" not in str(exc) and "NoSuchUser" not in str(exc):
+                    raise
+                known = False
+            if not known:
+                self._ensure_user(parent, self.session_parent_password(parent), parent, policy,
+                                  policy_added=True)
+        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO refused to prepare the session identity: {exc}"
+                               ) from exc
+        self._known_parents.add(parent)
+
+    def issue_session_keys(self, parent: str, grant_id: str, expires_at: datetime
+                           ) -> TemporaryKeys:
+        """Temporary keys of ``parent`` for one grant, revocable by the grant's id."""
+        now = datetime.now(UTC)
+        return self.tokens.assume_role(
+            (parent, self.session_parent_password(parent)), self._ceiling,
+            clamp_identity_expiry(expires_at, now), now, revoke_type=grant_id)
+
+    def revoke_session_keys(self, parent: str, grant_id: str) -> None:
+        """MinIO refuses the grant's keys from now on (a parent already gone is fine)."""
+        self.tokens.revoke(parent, grant_id)
+
+    def narrow_session_parent(self, parent: str, policy: dict) -> bool:
+        """Replace what a parent's sessions may do; MinIO applies it to their keys at once.
+        False when the parent no longer exists."""
+        if not policy.get("Statement"):
+            raise ValueError("a session policy needs at least one statement")
+        try:
+            json.loads(self.admin.user_info(parent))
+        except MinioAdminException as exc:
+            if "Status: 404" in str(exc) or "NoSuchUser" in str(exc):
+                return False
+            raise StorageError(f"MinIO refused to read {parent}: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"MinIO unreachable while reading {parent}: {exc}") from exc
+        try:
+            self.admin.policy_add(parent, policy=policy)
+        except (MinioAdminException, urllib3.exceptions.HTTPError) as exc:
+            raise StorageError(f"MinIO refused to narrow {parent}: {exc}") from exc
+        return True
+
+    def remove_session_parent(self, parent: str) -> None:
+        """The parent, its keys and its policy go (a project's data was destroyed)."""
+        try:
+            self.admin.user_remove(parent)
+        except MinioAdminException as exc:
+            if "Status: 404" not in str(exc) and "NoSuchUser" not in str(exc):
+                raise StorageError(f"MinIO refused to remove {parent}: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"MinIO unreachable while removing {parent}: {exc}") from exc
+        try:
+            self.admin.policy_remove(parent)
+        except MinioAdminException as exc:
+            log.info("policy %s not removed: %s", parent, exc)
+        self._known_parents.discard(parent)
+
+    def delete_legacy_identity(self, access_key: str) -> None:
+        """A grant issued before sessions used temporary keys holds a service account of
+        the issuer; an identity that is already gone is fine."""
         try:
             self.issuer.delete_service_account(access_key)
         except MinioAdminException as exc:
@@ -220,9 +295,9 @@ class StorageBroker:
             raise StorageError(f"MinIO unreachable while deleting {access_key}: {exc}") from exc
 
     def session_identities(self) -> list[str]:
-        """Access keys of all live session identities."""
-        listing = json.loads(self.issuer.list_service_account(self.settings.issuer_user))
-        return [a["accessKey"] for a in listing.get("accounts") or []]
+        """Access keys of all live session keys (temporary keys of session parents)."""
+        return [key for user, keys in self.tokens.temporary_keys().items()
+                if user.startswith(SESSION_PARENT_PREFIX) for key in keys]
 
     # -- pipeline identities ---------------------------------------------------------
     def create_pipeline_identity(self, policy: dict, name: str, description: str
@@ -449,22 +524,3 @@ class StorageBroker:
         anchors = self.list_anchors()
         return anchors[-1] if anchors else None
 
-    # -- live sessions -----------------------------------------------------------------
-    def update_session_policy(self, access_key: str, policy: dict) -> bool:
-        """Replace a session identity's inline policy; MinIO applies it to the keys already
-        handed out at once. False when the identity no longer exists.
-
-        Done as root: updating needs ``admin:UpdateServiceAccount``, which would let the
-        issuer rewrite any service account, not just its own.
-        """
-        if not policy.get("Statement"):  # an empty inline policy means the parent's policy
-            raise ValueError("a session policy needs at least one statement")
-        try:
-            self.admin.update_service_account(access_key=access_key, policy=policy)
-        except MinioAdminException as exc:
-            if "Status: 404" in str(exc):
-                return False
-            raise StorageError(f"MinIO refused to update {access_key}: {exc}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise StorageError(f"MinIO unreachable while updating {access_key}: {exc}") from exc
-        return True

@@ -39,6 +39,15 @@ def issuer_policy(policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
     return json.loads((policies_dir / "minio" / "issuer.json").read_text())
 
 
+def session_ceiling(policies_dir: Path = POLICIES_DIR) -> dict[str, Any]:
+    """The ceiling as the session policy of every temporary key: the issuer policy's
+    data-plane statements (MinIO intersects it with the session parent's own policy)."""
+    ceiling = issuer_policy(policies_dir)
+    ceiling["Statement"] = [s for s in ceiling["Statement"]
+                            if not any(a.startswith("admin:") for a in s["Action"])]
+    return ceiling
+
+
 def session_policy(project: str, user: str, datasets: list[DatasetLocation],
                    policies_dir: Path = POLICIES_DIR, *, networks: tuple[str, ...] = (),
                    excluded: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from safezone.models import SessionGrant
+
 from .attack import nothing_changes, refused
 
 
@@ -205,7 +207,7 @@ def test_notebook_keys_cannot_manage_access_keys(world):
     env = issue_grant(world.stack, "alice", world.project)["environment"]
     admin = MinioAdmin(endpoint=world.stack.minio.endpoint, secure=False,
                        credentials=StaticProvider(
-        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]))
+        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"]))
     before = set(world.stack.zone.broker.session_identities())
     for call in (lambda: admin.list_service_account("safezone-session-issuer"),
                  lambda: admin.add_service_account(access_key="SZMINTED0000000000",
@@ -215,3 +217,44 @@ def test_notebook_keys_cannot_manage_access_keys(world):
             call()
         assert refused_call.value._code == "403" or "Access Denied" in str(refused_call.value)
     assert set(world.stack.zone.broker.session_identities()) == before
+
+
+def test_notebook_keys_cannot_end_other_peoples_sessions_or_mint_keys(world):
+    """MinIO lets temporary keys revoke keys of their own parent whatever their policy says
+    (``revoke-tokens``: by type or all of them), and refuses them ``AssumeRole``. Each
+    researcher's sessions have a parent of their own, so alice's keys can at worst end
+    alice's sessions: carol's keep working, and no key is minted."""
+    import urllib3
+
+    from safezone.storage.tokens import TokenService
+
+    from ..support import env_s3, issue_grant
+
+    stack = world.stack
+    alice = issue_grant(stack, "alice", world.project, server_name="rvk")
+    carol = issue_grant(stack, "carol", world.project, server_name="rvk")
+    as_alice = TokenService(stack.minio.endpoint, False, "us-east-1", urllib3.PoolManager(),
+                            tuple(alice["environment"][k] for k in (
+                                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                "AWS_SESSION_TOKEN")))
+    with stack.zone.sessions() as db:
+        carol_parent = db.get(SessionGrant, carol["grant_id"]).parent
+    carols_keys = env_s3(stack.minio, carol["environment"])
+    before = set(stack.zone.broker.session_identities())
+    for query in ({"user": carol_parent, "fullRevoke": "true"},
+                  {"user": carol_parent, "tokenRevokeType": carol["grant_id"]}):
+        answer = as_alice._send("POST", "/minio/admin/v3/revoke-tokens/builtin",
+                                as_alice.root, query=query)
+        assert answer.status == 403, answer.read()
+    minted = as_alice._send("POST", "/", as_alice.root, form={
+        "Action": "AssumeRole", "Version": "2011-06-15", "DurationSeconds": "900"}, sts=True)
+    assert minted.status == 403, minted.read()
+    assert set(stack.zone.broker.session_identities()) == before  # nothing minted or ended
+    assert carols_keys.get_object(Bucket=world.dataset, Key="data.parquet")["Body"].read()
+    # her own keys are hers to end (that harms nobody else): carol's still work after it
+    answer = as_alice._send("POST", "/minio/admin/v3/revoke-tokens/builtin", as_alice.root,
+                            query={"fullRevoke": "true"})
+    assert answer.status == 204
+    assert alice["environment"]["AWS_ACCESS_KEY_ID"] not in set(
+        stack.zone.broker.session_identities())
+    assert carols_keys.get_object(Bucket=world.dataset, Key="data.parquet")["Body"].read()
