@@ -21,6 +21,13 @@ from .support import (
 
 ATTACKS = {"passed": 0, "failed": 0}
 ESCAPES = {"tried": 0, "succeeded": 0}
+# a sandbox test that checks the notebook still works (no escape tried): left out of the count
+NOT_AN_ESCAPE = "not_an_escape"
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", f"{NOT_AN_ESCAPE}: a sandbox test that tries no "
+                            "escape (not counted in 'sandbox: N escapes tried')")
 
 
 def pytest_runtest_logreport(report) -> None:
@@ -28,7 +35,8 @@ def pytest_runtest_logreport(report) -> None:
     attack = "tests/security/test_attacks_" in report.nodeid.replace("\\", "/")
     if attack and (report.when == "call" or report.failed):
         ATTACKS["passed" if report.passed else "failed"] += 1
-    escape = "tests/security/test_sandbox_escapes" in report.nodeid.replace("\\", "/")
+    escape = ("tests/security/test_sandbox_escapes" in report.nodeid.replace("\\", "/")
+              and NOT_AN_ESCAPE not in report.keywords)
     if escape and (report.when == "call" or report.failed):
         ESCAPES["tried"] += 1
         ESCAPES["succeeded"] += 0 if report.passed else 1

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,3 +151,29 @@ def test_without_the_primitives_the_zone_refuses(monkeypatch):
         preflight.require_sandbox()
     message = str(refused.value)
     assert "\n" not in message and "root" in message and "--unisolated-demo" in message
+
+
+def test_a_tool_off_the_path_is_named_in_one_line(tmp_path):
+    """``safezone local up`` with runc off PATH (the other tools on it): exit 1 and one line
+    naming runc and its package; nothing is started or created. The zone runs its tools
+    from PATH, so a runc only in /usr/sbin off PATH must count as missing."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in preflight.TOOLS:
+        if tool != "runc":
+            found = shutil.which(tool)
+            assert found, f"{tool} is needed on this machine for the other tests"
+            (tools / tool).symlink_to(found)
+    state = tmp_path / "zone"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "safezone.cli", "local", "up",
+                           "--state-dir", str(state), "--port", "1"],
+                          env={**os.environ, "PATH": str(tools)}, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == "" and time.monotonic() - started < 30
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot sandbox notebooks, missing:")
+    assert "runc (Debian package runc, on PATH)" in lines[0]
+    assert "nftables" not in lines[0] and "iproute2" not in lines[0]
+    assert not state.exists()

@@ -127,3 +127,28 @@ def test_settings_default_is_isolated():
     assert not Settings(database_url="sqlite://", storage=storage).unisolated_demo
     assert replace(Settings(database_url="sqlite://", storage=storage),
                    unisolated_demo=True).unisolated_demo
+
+
+class _Stopped(Exception):
+    """Raised where the launcher would create the zone's state folder."""
+
+
+def test_every_unisolated_start_warns_on_stderr(tmp_path, capsys):
+    """The launcher's own start path, stopped right after the sandbox decision (the state
+    folder step raises): every start with the switch prints the warning (Korean and
+    English) on stderr; a sandboxed start prints none."""
+    from safezone.local import launcher
+
+    with mock.patch.object(launcher, "private_dir", side_effect=_Stopped):
+        for _ in range(2):
+            with pytest.raises(_Stopped):
+                launcher.run_local_zone(str(tmp_path / "zone"), unisolated_demo=True)
+            err = capsys.readouterr().err
+            assert err.count(f"WARNING: {UNISOLATED_DEMO_WARNING}") == 1
+            assert UNISOLATED_DEMO_WARNING_KO in err and UNISOLATED_DEMO_WARNING_EN in err
+        with mock.patch.object(launcher, "require_sandbox") as preflight, \
+                pytest.raises(_Stopped):
+            launcher.run_local_zone(str(tmp_path / "zone"), unisolated_demo=False)
+        preflight.assert_called_once_with()
+        assert "NOT isolated" not in capsys.readouterr().err
+    assert not (tmp_path / "zone").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ..kernels import run_code
 from ..support import server_environment, wait_until
 from .attack import nothing_changes, refused
 
@@ -61,3 +62,17 @@ def test_the_server_token_cannot_read_frozen_bytes(world, server_client):
 def test_the_server_token_cannot_reach_the_pages(world, server_client):
     page = server_client.get("/pages/", follow_redirects=False)
     assert page.status_code == 302 and "oauth2/authorize" in page.headers["location"]
+
+
+def test_output_past_the_iopub_rate_is_held_back(world, server_client):
+    """A kernel printing 10 MB at once (over the 1 MB/s iopub limit, 3 s window, of
+    images/notebook/jupyter/jupyter_server_config.py): the server stops forwarding it and
+    says so; no more than one window's worth (3 MB, plus the message that crossed the
+    limit) reaches the browser."""
+    stack = world.stack
+    out = run_code(f"{stack.hub_url}/user/alice/sec/", stack.tokens["alice"],
+                   "import sys\nfor _ in range(100):\n"
+                   "    sys.stdout.write('x' * 100_000 + '\\n'); sys.stdout.flush()\n",
+                   timeout=60)
+    assert "IOPub data rate exceeded." in out
+    assert out.count("x" * 1000) * 1000 <= 3 * 1_000_000 + 100_000

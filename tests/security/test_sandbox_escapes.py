@@ -7,6 +7,7 @@ reached or written. The run prints ``sandbox: N escapes tried, 0 succeeded``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -52,6 +53,13 @@ def try_connect(host, port, timeout=1.5):
     try: s.connect((host, port)); return "OK"
     except OSError as exc: return _name(exc)
     finally: s.close()
+def try_connect6(host, port, timeout=1.5):
+    try: s = socket.socket(socket.AF_INET6)
+    except OSError as exc: return _name(exc)
+    s.settimeout(timeout)
+    try: s.connect((host, port)); return "OK"
+    except OSError as exc: return _name(exc)
+    finally: s.close()
 print("ready")
 '''
 
@@ -69,6 +77,40 @@ def start_server(stack, user: str, project: str) -> dict:
     wait_until(lambda: hub.get(f"/users/{user}").json()["servers"].get("", {}).get("ready"),
                timeout=90, interval=0.3)
     return hub.get(f"/users/{user}").json()["servers"][""]
+
+
+def sandbox_cgroup(user: str, controller: str) -> Path:
+    """The host folder of ``user``'s sandbox cgroup for ``controller`` (cgroup v1 or v2),
+    read from its server's /proc/PID/cgroup; the bundle puts it under /safezone/."""
+    found = server_process(user)
+    assert found, f"no sandbox of {user} found"
+    lines = [line.split(":", 2) for line in
+             Path(f"/proc/{found[0]}/cgroup").read_text().splitlines()]
+    unified = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    for _, controllers, path in lines:
+        if controller in controllers.split(","):  # v1: one hierarchy per controller
+            folder = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
+            break
+        if unified and controllers == "":
+            folder = Path("/sys/fs/cgroup") / path.lstrip("/")
+            break
+    else:
+        raise AssertionError(f"{user}'s sandbox is in no {controller} cgroup")
+    assert path.startswith("/safezone/") and folder.is_dir(), folder
+    return folder
+
+
+def cgroup_counts(folder: Path, name: str) -> dict[str, int]:
+    """A cgroup file of ``key value`` lines (cpu.stat, memory.events, memory.oom_control)."""
+    pairs = (line.split() for line in (folder / name).read_text().splitlines())
+    return {key: int(value) for key, value in pairs}
+
+
+def oom_kills(folder: Path) -> int:
+    """Processes the memory cgroup's OOM killer killed (v2 memory.events, v1 oom_control)."""
+    events = folder / "memory.events"
+    return cgroup_counts(folder, events.name if events.exists() else "memory.oom_control"
+                         )["oom_kill"]
 
 
 def sandbox_address(stack, user: str) -> str:
@@ -237,6 +279,40 @@ print(json.dumps(sorted(ports)))''').strip().splitlines()[-1]))
         assert ask(zone.kernel, f"try_connect({ZONE_NET.gateway!r}, {port})") == "OK"
 
 
+def host_ipv6_addresses() -> list[str]:
+    """The host's IPv6 addresses a socket can name without a scope: loopback and global."""
+    return sorted({a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                   if a.family == socket.AF_INET6 and not a.address.startswith("fe80")})
+
+
+def test_host_ipv6_listeners_are_unreachable(zone):
+    """The sandbox has no IPv6: every host IPv6 listener (two opened here, on :: and ::1,
+    so there is always one), on ::1 and each host IPv6 address, is refused; so is the
+    gateway through an IPv4-mapped address on a port sandboxes may not reach."""
+    opened = []
+    for host in ("::", "::1"):
+        server = socket.socket(socket.AF_INET6)
+        server.bind((host, 0))
+        server.listen()
+        opened.append(server)
+    try:
+        v6 = [(ip, port) for ip, port in listeners() if ":" in ip]
+        assert {("::", opened[0].getsockname()[1]), ("::1", opened[1].getsockname()[1])} <= set(v6)
+        targets = sorted({(address, port) for ip, port in v6
+                          for address in (host_ipv6_addresses() if ip == "::" else [ip])})
+        targets.append((f"::ffff:{ZONE_NET.gateway}", opened[0].getsockname()[1]))
+        results = json.loads(zone.kernel.run(
+            f"print(json.dumps([[h, p, try_connect6(h, p, 0.5)] for h, p in {targets!r}]))"
+        ).strip().splitlines()[-1])
+        unexpected = [(h, p, r) for h, p, r in results
+                      if r not in {"ENETUNREACH", "EADDRNOTAVAIL", "ECONNREFUSED"}]
+        assert not unexpected, f"IPv6 from the sandbox: {unexpected}"
+        assert any(h == "::1" for h, _, _ in results)
+    finally:
+        for server in opened:
+            server.close()
+
+
 @pytest.mark.parametrize("target", ["proxy_api", "hub_public", "minio_console", "postgres"])
 def test_named_services_are_refused(zone, target):
     stack = zone.stack
@@ -297,17 +373,21 @@ print(json.dumps({"outcome": outcome, "forked": len(kids)}))''').strip().splitli
 
 
 def test_memory_past_the_limit_kills_the_kernel_not_the_zone(zone):
-    """Touching 3 GiB in a 2 GiB sandbox: the kernel is OOM-killed; the server and the hub
-    go on, and a new kernel runs."""
+    """Touching 3 GiB in a 2 GiB sandbox: the sandbox cgroup's OOM killer kills the kernel
+    (its server reports it restarting or dead); the server and the hub go on, and a new
+    kernel runs."""
     stack = zone.stack
+    memory = sandbox_cgroup("alice", "memory")
+    kills = oom_kills(memory)
     victim = KernelSession(f"{stack.hub_url}/user/alice/", stack.tokens["alice"], timeout=120)
     try:
-        with pytest.raises((KernelDied, Exception)) as died:
+        with pytest.raises(KernelDied) as died:
             victim.run("x = bytearray(3 * 1024**3)\nx[::4096] = b'\\1' * len(x[::4096])\n"
                        "print('survived')")
-        assert "survived" not in str(died.value)
+        assert str(died.value) in ("restarting", "dead")
     finally:
         victim.close()
+    assert oom_kills(memory) > kills
     assert stack.hub_api("alice").get("/users/alice").json()["servers"][""]["ready"]
     assert ask(zone.kernel, "1 + 1") == "2"
 
@@ -315,7 +395,8 @@ def test_memory_past_the_limit_kills_the_kernel_not_the_zone(zone):
 def test_keys_work_inside_but_not_from_the_host(zone):
     stack = zone.stack
     creds = json.loads(zone.kernel.run(
-        'print(json.dumps([os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]]))'
+        'print(json.dumps([os.environ[k] for k in ("AWS_ACCESS_KEY_ID",'
+        ' "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]))'
     ).strip().splitlines()[-1])
     inside = zone.kernel.run(
         f"import boto3\nprint(len(boto3.client('s3').get_object(Bucket={zone.alice.dataset!r},"
@@ -364,6 +445,67 @@ def test_tmp_is_private_and_workspace_is_the_projects(zone):
     assert written.stat().st_uid != 0 and (written.parent.stat().st_mode & 0o777) == 0o700
 
 
+def test_dev_shm_is_private(zone):
+    """/dev/shm is the sandbox's own tmpfs: a file written there is neither on the host's
+    /dev/shm nor in a sibling sandbox's, and a host file there is not seen inside."""
+    marker = f"sandbox-shm-{time.time_ns()}"
+    host_file = Path("/dev/shm") / f"host-{marker}"
+    host_file.write_bytes(b"host")
+    try:
+        assert ask(zone.kernel, f"try_write('/dev/shm/{marker}')") == "OK"
+        assert ask(zone.kernel, f"try_read('/dev/shm/{marker}')") == "OK:" + b"escaped".hex()
+        assert not (Path("/dev/shm") / marker).exists()
+        alice, carol = server_process("alice"), server_process("carol")
+        assert alice and carol
+        assert Path(f"/proc/{alice[0]}/root/dev/shm/{marker}").read_bytes() == b"escaped"
+        assert not Path(f"/proc/{carol[0]}/root/dev/shm/{marker}").exists()
+        assert ask(zone.kernel, f"try_read({str(host_file)!r})") == "ENOENT"
+        assert "host-" not in ask(zone.kernel, "try_list('/dev/shm')")
+    finally:
+        host_file.unlink()
+
+
+def test_only_root_on_the_host_connects_into_a_sandbox(zone):
+    """The hub and its proxy (root) reach a sandbox's server; any other host user is
+    refused by the zone's output rule before a packet leaves."""
+    address = sandbox_address(zone.stack, "alice")
+    code = (f"import socket; s = socket.socket(); s.settimeout(3)\n"
+            f"try:\n s.connect(({address!r}, 8888)); print('OK')\n"
+            f"except OSError as e: print(e.errno)")
+    done = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                           "/usr/bin/python3", "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert done.stdout.strip() == str(errno.EHOSTUNREACH), done.stdout + done.stderr
+    with socket.create_connection((address, 8888), timeout=5):
+        pass  # root (the proxy's user) does connect
+
+
+def test_cpu_past_the_limit_is_throttled(zone):
+    """Three busy processes for 2 s in a sandbox of one CPU: the cgroup throttles them, and
+    together they get no more than the limit's CPU time."""
+    from safezone.sandbox.limits import limits_for
+    cpus = limits_for(zone.alice.project).cpus
+    cpu = sandbox_cgroup("alice", "cpu")
+    throttled = cgroup_counts(cpu, "cpu.stat")["nr_throttled"]
+    used = json.loads(zone.kernel.run(r'''
+import resource, time
+before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+kids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end: pass
+        os._exit(0)
+    kids.append(pid)
+for pid in kids: os.waitpid(pid, 0)
+after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - start
+cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+print(json.dumps({"cpu": cpu, "wall": wall}))''').strip().splitlines()[-1])
+    assert cgroup_counts(cpu, "cpu.stat")["nr_throttled"] > throttled
+    assert used["wall"] >= 2.0 and used["cpu"] <= 1.1 * cpus * used["wall"], used
+
+
 def test_no_privilege_inside(zone):
     status = zone.kernel.run(r'''
 caps = {l.split(":")[0]: l.split()[1] for l in open("/proc/self/status")
@@ -379,6 +521,7 @@ print(json.dumps(caps))''').strip().splitlines()[-1]
     assert caps["NoNewPrivs"] == "1" and caps["setuid"] == "EPERM" and caps["uid"] != 0
 
 
+@pytest.mark.not_an_escape
 def test_the_notebook_still_opens_runs_and_saves(zone):
     stack = zone.stack
     api = httpx.Client(base_url=f"{stack.hub_url}/user/alice/api/", timeout=30,
