@@ -32,7 +32,10 @@ c.JupyterHub.db_url = env("SAFEZONE_HUB_DB_URL", f"sqlite:///{state_dir}/jupyter
 c.JupyterHub.cookie_secret_file = os.path.join(state_dir, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(state_dir, "jupyterhub.pid")
 c.ConfigurableHTTPProxy.pid_file = os.path.join(state_dir, "jupyterhub-proxy.pid")
-c.JupyterHub.cleanup_servers = True
+# Local notebooks are the hub's children: they stop with it. Pods outlive a hub restart
+# (an upgrade must not end every session); the restarted hub polls each one and ends the
+# grants of those that died meanwhile (spawner/kube.py poll, its database on a volume).
+c.JupyterHub.cleanup_servers = mode != "kubernetes"
 
 # -- who is who ----------------------------------------------------------------------
 oidc = bool(env("SAFEZONE_OIDC_ISSUER"))
@@ -136,9 +139,10 @@ elif mode == "local":
     c.SafezoneOIDCAuthenticator.refused_networks = c.FileAuthenticator.refused_networks
 c.SafeZoneLocalSpawner.control_plane_url = control_plane_url
 c.SafeZoneSandboxSpawner.control_plane_url = control_plane_url
-# A server that died on its own is noticed within this many seconds; its teardown ends
-# the grant (MinIO refuses the keys) and frees its sandbox.
-c.Spawner.poll_interval = int(env("SAFEZONE_POLL_SECONDS", "2" if mode == "local" else "10"))
+# A server that died on its own (a sandbox, or a pod deleted behind the hub's back) is
+# noticed within this many seconds; its teardown ends the grant (MinIO refuses the keys)
+# and frees its sandbox or deletes its session Secret. KubeSpawner polls a watch cache.
+c.Spawner.poll_interval = int(env("SAFEZONE_POLL_SECONDS", "2"))
 if mode == "kubernetes":
     c.JupyterHub.spawner_class = "spawner.kube.SafeZoneKubeSpawner"
     c.JupyterHub.hub_connect_ip = env("SAFEZONE_HUB_CONNECT_HOST", "hub")

@@ -91,9 +91,11 @@ class GrantMixin(HasTraits):
             RETRYING.add(task)
             task.add_done_callback(RETRYING.discard)
 
-    async def _keep_ending(self, grant_id: str, attempts: int = 90) -> None:
+    async def _keep_ending(self, grant_id: str, attempts: int = 180) -> None:
+        # every second for two minutes (a restarted hub pod waits for the network policy
+        # enforcer to admit its new address), then every ten seconds
         for attempt in range(attempts):
-            await asyncio.sleep(1.0 if attempt < 30 else 10.0)
+            await asyncio.sleep(1.0 if attempt < 120 else 10.0)
             try:
                 await self.grant_client.end(grant_id)
                 self.log.info("ended grant %s after %d retries", grant_id, attempt + 1)

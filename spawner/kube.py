@@ -118,13 +118,30 @@ class SafeZoneKubeSpawner(GrantMixin, KubeSpawner):
             await super().stop(now=now)
         finally:
             if self.grant_id:
-                try:
-                    await self.api.delete_namespaced_secret(self.grant_secret_name(),
-                                                            self.namespace)
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+                await self._delete_grant_secret(self.grant_id, self.namespace)
             await self.release_grant()
+
+    async def poll(self) -> int | None:
+        """A pod found gone (deleted, evicted, its node lost; or missing at a hub restart)
+        takes its keys and its Secret along: JupyterHub does not call ``stop()`` for a
+        server that ``poll()`` finds dead."""
+        grant_id, namespace = self.grant_id, self.namespace
+        status = await super().poll()
+        if status is not None and grant_id:
+            await self.end_grant_surely(grant_id)
+            self.grant, self.grant_id = None, ""
+            try:
+                await self._delete_grant_secret(grant_id, namespace)
+            except ApiException as exc:  # the keys are revoked; a stale Secret holds nothing
+                self.log.warning("could not delete sz-grant-%s: %s", grant_id, exc.status)
+        return status
+
+    async def _delete_grant_secret(self, grant_id: str, namespace: str) -> None:
+        try:
+            await self.api.delete_namespaced_secret(f"sz-grant-{grant_id}", namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def get_state(self) -> dict[str, Any]:
         return self.grant_state(super().get_state())

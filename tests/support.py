@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -542,3 +544,52 @@ def keys_refused(s3, bucket: str) -> bool:
         return exc.response["Error"]["Code"] == "InvalidAccessKeyId"
     except BotoCoreError:
         return False
+
+
+def assert_serves_nothing_out(token: httpx.Client, browser: httpx.Client, prefix: str) -> None:
+    """A notebook server, through the hub with its user's token (``token``, based at the
+    server) and browser cookie (``browser``, based at the hub, the server at ``prefix``):
+    the contents API gives no binary, base64 or large content, there are no nbconvert or
+    terminal routes, Lab's download/export commands and news are off — and notebooks still
+    open and save. Shared by the local zone's and the Kubernetes zone's tests."""
+    put = token.put("/api/contents/small.txt", json={"type": "file", "format": "text",
+                                                     "content": "region,count\nSeoul,120\n"})
+    assert put.status_code in (200, 201), put.text
+    assert token.get("/api/contents/small.txt").json()["content"].startswith("region")
+    secret = base64.b64encode(bytes(range(256))).decode()
+    token.put("/api/contents/blob.dat", json={"type": "file", "format": "base64",
+                                              "content": secret}).raise_for_status()
+    token.put("/api/contents/big.txt", json={"type": "file", "format": "text",
+                                             "content": "x" * (1 << 20) + "y"}
+              ).raise_for_status()
+    browser.get(f"{prefix}/lab", follow_redirects=True)  # the server's own OAuth cookie
+    for client, base in ((token, ""), (browser, prefix)):
+        for path in ("/api/contents/blob.dat?content=1&format=base64",
+                     "/api/contents/blob.dat?content=1",
+                     "/api/contents/blob.dat?content=1&format=text",
+                     "/api/contents/big.txt?content=1",
+                     "/api/contents/small.txt?content=1&format=base64",
+                     "/files/small.txt"):
+            refused = client.get(base + path)
+            assert refused.status_code == 403, (path, refused.status_code, refused.text[:200])
+            assert secret not in refused.text and "xxxx" not in refused.text
+    for method, path in (("GET", "/nbconvert/html/t.ipynb?download=true"),
+                         ("POST", "/nbconvert/html/t.ipynb"), ("GET", "/api/nbconvert"),
+                         ("POST", "/api/terminals"), ("GET", "/terminals/1")):
+        assert token.request(method, path).status_code == 404, (method, path)
+    notebook = {"type": "notebook", "content": {
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{"cell_type": "code", "source": "1+1", "metadata": {},
+                   "execution_count": 1, "outputs": []}]}}
+    token.put("/api/contents/t.ipynb", json=notebook).raise_for_status()
+    opened = token.get("/api/contents/t.ipynb")
+    assert opened.status_code == 200 and opened.json()["content"]["cells"][0]["source"] == "1+1"
+    assert token.put("/api/contents/t.ipynb", json=notebook).status_code == 200  # saves
+    lab = browser.get(f"{prefix}/lab", follow_redirects=True).text
+    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab,
+                                  re.S).group(1))
+    assert {"@jupyterlab/docmanager-extension:download",
+            "@jupyterlab/filebrowser-extension:download",
+            "@jupyterlab/notebook-extension:export",
+            "@jupyterlab/apputils-extension:announcements"} <= set(config["disabledExtensions"])
+    assert config["news"]["disabled"] is True

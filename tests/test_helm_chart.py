@@ -294,3 +294,18 @@ def test_the_proxy_range_is_trusted_for_login_addresses():
     assert "SAFEZONE_RECORDS_TRUSTED_PROXIES" not in hub_config()
     bad = helm("template", "sz", str(CHART), "--set", "proxy.podCIDR=anywhere", check=False)
     assert bad.returncode != 0 and "podCIDR" in bad.stderr
+
+
+def test_install_warns_when_session_keys_work_from_anywhere(cluster):
+    """An empty notebooks.podCIDR renders no network condition: the install notes say so,
+    in both languages, and say nothing once it is set (a dry run against the API server)."""
+    def notes(*sets: str) -> str:
+        args = ["install", "sz-notes", str(CHART), "--dry-run=server", "--namespace",
+                "safezone-notes", "--create-namespace"]
+        for item in sets:
+            args += ["--set", item]
+        return helm(*args, kubeconfig=cluster.kubeconfig).stdout.partition("NOTES:")[2]
+
+    warned = notes()
+    assert "WARNING: notebooks.podCIDR is empty" in warned and "경고" in warned
+    assert "WARNING" not in notes("notebooks.podCIDR=10.244.0.0/16")

@@ -7,7 +7,6 @@ not the raw bucket. bob is refused. Revocation stops the server and kills creden
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import threading
@@ -18,6 +17,7 @@ import pytest
 
 from .kernels import run_code
 from .support import (
+    assert_serves_nothing_out,
     env_s3,
     hub_login,
     keys_refused,
@@ -102,51 +102,10 @@ def test_notebook_server_serves_nothing_out(stack, alice_server):
     """Through the real hub with alice's own token and browser cookie: the contents API
     gives no binary, base64 or large content, there are no nbconvert or terminal routes,
     Lab's download/export commands and news are off — and notebooks still open and save."""
-    server = f"{stack.hub_url}/user/alice"
-    token = httpx.Client(base_url=server, timeout=60,
+    token = httpx.Client(base_url=f"{stack.hub_url}/user/alice", timeout=60,
                          headers={"Authorization": f"token {stack.tokens['alice']}"})
-    put = token.put("/api/contents/small.txt", json={"type": "file", "format": "text",
-                                                     "content": "region,count\nSeoul,120\n"})
-    assert put.status_code in (200, 201), put.text
-    assert token.get("/api/contents/small.txt").json()["content"].startswith("region")
-    secret = base64.b64encode(bytes(range(256))).decode()
-    token.put("/api/contents/blob.dat", json={"type": "file", "format": "base64",
-                                              "content": secret}).raise_for_status()
-    token.put("/api/contents/big.txt", json={"type": "file", "format": "text",
-                                             "content": "x" * (1 << 20) + "y"}
-              ).raise_for_status()
     browser = hub_login(stack, "alice")
-    browser.get("/user/alice/lab", follow_redirects=True)  # the server's own OAuth cookie
-    for client, prefix in ((token, ""), (browser, "/user/alice")):
-        for path in ("/api/contents/blob.dat?content=1&format=base64",
-                     "/api/contents/blob.dat?content=1",
-                     "/api/contents/blob.dat?content=1&format=text",
-                     "/api/contents/big.txt?content=1",
-                     "/api/contents/small.txt?content=1&format=base64",
-                     "/files/small.txt"):
-            refused = client.get(prefix + path)
-            assert refused.status_code == 403, (path, refused.status_code, refused.text[:200])
-            assert secret not in refused.text and "xxxx" not in refused.text
-    for method, path in (("GET", "/nbconvert/html/t.ipynb?download=true"),
-                         ("POST", "/nbconvert/html/t.ipynb"), ("GET", "/api/nbconvert"),
-                         ("POST", "/api/terminals"), ("GET", "/terminals/1")):
-        assert token.request(method, path).status_code == 404, (method, path)
-    notebook = {"type": "notebook", "content": {
-        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
-        "cells": [{"cell_type": "code", "source": "1+1", "metadata": {},
-                   "execution_count": 1, "outputs": []}]}}
-    token.put("/api/contents/t.ipynb", json=notebook).raise_for_status()
-    opened = token.get("/api/contents/t.ipynb")
-    assert opened.status_code == 200 and opened.json()["content"]["cells"][0]["source"] == "1+1"
-    assert token.put("/api/contents/t.ipynb", json=notebook).status_code == 200  # saves
-    lab = browser.get("/user/alice/lab", follow_redirects=True).text
-    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab,
-                                  re.S).group(1))
-    assert {"@jupyterlab/docmanager-extension:download",
-            "@jupyterlab/filebrowser-extension:download",
-            "@jupyterlab/notebook-extension:export",
-            "@jupyterlab/apputils-extension:announcements"} <= set(config["disabledExtensions"])
-    assert config["news"]["disabled"] is True
+    assert_serves_nothing_out(token, browser, "/user/alice")
 
 
 def test_a_person_without_a_project_sees_none_and_cannot_start(stack, alice_server):

@@ -23,7 +23,13 @@ from spawner.demo_auth import hash_password
 from .kernels import KernelSession
 from .kube_cluster import BIN
 from .kube_node import NODE_IP, NodeCluster, start_or_skip, wait_pods_ready
-from .support import MEASUREMENTS, hub_login_at, hub_token, wait_until
+from .support import (
+    MEASUREMENTS,
+    assert_serves_nothing_out,
+    hub_login_at,
+    hub_token,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.node_cluster]
 CHART = REPO_ROOT / "helm" / "safezone"
@@ -90,7 +96,9 @@ def zone(node: NodeCluster) -> dict:
     core.create_namespaced_secret(NAMESPACE, client.V1Secret(
         metadata=client.V1ObjectMeta(name="demo-users"), string_data={"users.json": users}))
     node.apply([local_volume(node, "zone-minio", "2Gi"),
-                local_volume(node, "zone-database", "1Gi")])
+                local_volume(node, "zone-database", "1Gi"),
+                local_volume(node, "zone-hub", "1Gi"),
+                local_volume(node, "zone-minio-audit", "1Gi")])
     images = node.images
     started = time.monotonic()
     helm(node, "install", "sz", str(CHART), "--namespace", NAMESPACE,
@@ -102,8 +110,10 @@ def zone(node: NodeCluster) -> dict:
          "--set", "images.pullPolicy=Never",
          "--set", "proxy.service.type=NodePort", "--set", f"proxy.service.nodePort={NODE_PORT}",
          "--set", "minio.storage=2Gi", "--set", f"minio.storageClass={STORAGE_CLASS}",
+         "--set", "minio.audit.queueStorage=1Gi",
          "--set", "database.embedded.enabled=true",
          "--set", f"database.embedded.storageClass={STORAGE_CLASS}",
+         "--set", f"hub.storage.storageClass={STORAGE_CLASS}",
          "--set", "hub.admins={admin}", "--set", "hub.reviewers={rita,rhea}",
          "--set", "hub.demoUsersSecret=demo-users",
          "--set", "notebooks.podCIDR=10.244.0.0/16")
@@ -489,6 +499,14 @@ def dataset_read(s3) -> str:
         return exc.response["Error"]["Code"]
 
 
+def test_the_notebook_pod_serves_nothing_out(zone, alice_server):
+    """The image's server config (the same folder the local sandbox uses), through the
+    proxy Service with alice's token and her browser cookie."""
+    token = httpx.Client(base_url=f"{zone['url']}/user/alice", timeout=60,
+                         headers={"Authorization": f"token {zone['tokens']['alice']}"})
+    assert_serves_nothing_out(token, alice_server["browser"], "/user/alice")
+
+
 def test_stopping_deletes_the_pod_and_its_secret_and_ends_the_grant(node, zone, alice_server):
     core = client.CoreV1Api(node.api_client())
     pod = alice_server["pod"]
@@ -507,14 +525,97 @@ def test_stopping_deletes_the_pod_and_its_secret_and_ends_the_grant(node, zone, 
         namespace, label_selector=f"safezone.io/session={session}").items
 
 
-def test_archiving_the_project_removes_its_workloads(node, zone):
-    """A fresh server of alice's, then the administrator archives the project."""
+def start_alice(node: NodeCluster, zone: dict):
+    """A fresh server of alice's, ready; its pod."""
     browser = hub_login(zone, "alice")
     response = browser.post("/hub/spawn", data={"project": PROJECT,
                                                 "_xsrf": browser.cookies.get("_xsrf")})
     assert response.status_code in (302, 303), response.text[:300]
     wait_until(lambda: (server_model(zone, "alice") or {}).get("ready"), timeout=300,
                interval=0.5)
+    core = client.CoreV1Api(node.api_client())
+    [pod] = core.list_namespaced_pod(f"sz-{PROJECT}",
+                                     label_selector="safezone.io/user=alice").items
+    return pod
+
+
+def secret_keys(node: NodeCluster, pod) -> tuple[str, str, str]:
+    """The session's keys, read from its Secret with the cluster's admin credentials."""
+    import base64
+
+    core = client.CoreV1Api(node.api_client())
+    session = pod.metadata.labels["safezone.io/session"]
+    data = core.read_namespaced_secret(f"sz-grant-{session}", pod.metadata.namespace).data
+    return tuple(base64.b64decode(data[k]).decode() for k in (  # type: ignore[return-value]
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+
+
+def session_gone(node: NodeCluster, pod) -> bool:
+    core = client.CoreV1Api(node.api_client())
+    return not core.list_namespaced_secret(pod.metadata.namespace, label_selector=(
+        f"safezone.io/session={pod.metadata.labels['safezone.io/session']}")).items
+
+
+def test_a_pod_that_dies_takes_its_keys_and_secret_along(node, zone):
+    """The pod is deleted behind the hub's back (eviction, a lost node, kubectl): the hub's
+    poll finds it gone, which ends the grant and deletes the session Secret."""
+    pod = start_alice(node, zone)
+    s3 = minio_as(node, *secret_keys(node, pod))
+    assert dataset_read(s3) == "read"
+    core = client.CoreV1Api(node.api_client())
+    deleted = time.monotonic()
+    core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                               grace_period_seconds=0)
+    wait_until(lambda: dataset_read(s3) == "InvalidAccessKeyId", timeout=5, interval=0.1)
+    MEASUREMENTS.append(f"kubernetes zone: pod deleted → its keys refused after "
+                        f"{time.monotonic() - deleted:.2f} s (hub poll every 2 s)")
+    wait_until(lambda: session_gone(node, pod), timeout=30, interval=0.5)
+    wait_until(lambda: server_model(zone, "alice") is None, timeout=30, interval=0.5)
+
+
+def test_a_pod_gone_at_hub_restart_takes_its_keys_along(node, zone):
+    """The hub is down (scaled to 0) while alice's pod disappears; the restarted hub finds
+    the server in its database (a volume), polls it and ends the grant."""
+    pod = start_alice(node, zone)
+    s3 = minio_as(node, *secret_keys(node, pod))
+    assert dataset_read(s3) == "read"
+    apps, core = client.AppsV1Api(node.api_client()), client.CoreV1Api(node.api_client())
+    hub = {"app.kubernetes.io/component": "hub"}
+    selector = ",".join(f"{k}={v}" for k, v in hub.items())
+    apps.patch_namespaced_deployment_scale("hub", NAMESPACE, {"spec": {"replicas": 0}})
+    wait_until(lambda: not core.list_namespaced_pod(NAMESPACE, label_selector=selector).items,
+               timeout=60, interval=0.5)
+    core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                               grace_period_seconds=0)
+    wait_until(lambda: not core.list_namespaced_pod(pod.metadata.namespace, label_selector=(
+        "safezone.io/user=alice")).items, timeout=60, interval=0.5)
+    assert dataset_read(s3) == "read"  # nobody has noticed yet: the hub is down
+    apps.patch_namespaced_deployment_scale("hub", NAMESPACE, {"spec": {"replicas": 1}})
+    wait_pods_ready(node, NAMESPACE, selector, 180)
+    ready = time.monotonic()
+    # The new hub pod's address must first be admitted by the NetworkPolicy enforcer
+    # (kube-router syncs its sets some seconds after a pod starts): until then neither the
+    # proxy nor the control plane reaches it. The proxy reaching it marks that moment.
+    wait_until(lambda: reachable(f"{zone['url']}/hub/health"), timeout=120, interval=0.2)
+    admitted = time.monotonic()
+    wait_until(lambda: dataset_read(s3) == "InvalidAccessKeyId", timeout=5, interval=0.1)
+    MEASUREMENTS.append(
+        f"kubernetes zone: hub restarted → a pod found gone has its keys refused "
+        f"{time.monotonic() - admitted:.2f} s after the network admitted the new hub pod "
+        f"({time.monotonic() - ready:.2f} s after it was Ready)")
+    wait_until(lambda: session_gone(node, pod), timeout=30, interval=0.5)
+
+
+def reachable(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_archiving_the_project_removes_its_workloads(node, zone):
+    """A fresh server of alice's, then the administrator archives the project."""
+    start_alice(node, zone)
     core = client.CoreV1Api(node.api_client())
     namespace = f"sz-{PROJECT}"
     assert core.list_namespaced_pod(namespace, label_selector="safezone.io/user=alice").items
