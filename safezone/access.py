@@ -104,15 +104,24 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
     storage = zone.settings.storage
     with _refreshing:
         with zone.sessions() as db:
-            stale = [d for d in _due(db, zone, project_name) if d.stale]
+            dues = _due(db, zone, project_name)
+        stale = [d for d in dues if d.stale]
+        # a parent's policy is what any of its live grants may still read (they may
+        # differ when a dataset came back and a new grant re-wrote the parent)
+        kept_by_parent: dict[str, dict[str, Dataset]] = {}
+        for due in dues:
+            if due.ended_by is None and due.grant.parent:
+                kept_by_parent.setdefault(due.grant.parent, {}).update(
+                    {d.name: d for d in due.keep})
         changed: list[str] = []
         narrowed: dict[str, list[str]] = {}
         try:
             for due in stale:
                 grant = due.grant
                 if due.ended_by is None:
+                    kept = kept_by_parent.get(grant.parent or "", {}).values() or due.keep
                     policy = session_policy(project_name, grant.user_name, [
-                        DatasetLocation(d.name, d.bucket, d.prefix) for d in due.keep],
+                        DatasetLocation(d.name, d.bucket, d.prefix) for d in kept],
                         networks=storage.notebook_networks,
                         excluded=storage.notebook_excluded)
                     policy = quotas.within_storage_quota(zone, project_name, policy)

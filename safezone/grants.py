@@ -134,12 +134,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
         ends = min(as_utc(membership.expires_at),
                    now + timedelta(hours=zone.settings.session_ttl_hours))
     datasets = _still_attested(zone, actor, datasets)
-    locations = [DatasetLocation(d.name, d.bucket, d.prefix) for d in datasets]
-    storage = zone.settings.storage
-    policy = session_policy(project_name, user, locations,
-                            networks=storage.notebook_networks,
-                            excluded=storage.notebook_excluded)
-    policy = quotas.within_storage_quota(zone, project_name, policy)
+    policy = _parent_policy(zone, project_name, user, datasets)
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                      stop_servers=False)
     grant_id = secrets.token_hex(8)
@@ -153,6 +148,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                             created_at=now, expires_at=ends))
     try:
         zone.broker.prepare_session_parent(parent, policy)
+        _recheck_datasets(zone, project_name, user, parent, datasets)
         keys = zone.broker.issue_session_keys(parent, grant_id, ends)
         failpoints.reach("grant.identity_created")
         terminals = _activate(zone, actor, grant_id, project_name, user, server_name,
@@ -168,6 +164,34 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                        keys.secret_key, keys.session_token, ends,
                        zone.settings.storage.public_endpoint, zone.settings.storage.region,
                        listed, terminals)
+
+
+def _parent_policy(zone: Zone, project_name: str, user: str, datasets: list) -> dict:
+    """What a session of ``user`` in the project holding ``datasets`` may do."""
+    storage = zone.settings.storage
+    policy = session_policy(project_name, user,
+                            [DatasetLocation(d.name, d.bucket, d.prefix) for d in datasets],
+                            networks=storage.notebook_networks,
+                            excluded=storage.notebook_excluded)
+    return quotas.within_storage_quota(zone, project_name, policy)
+
+
+def _recheck_datasets(zone: Zone, project_name: str, user: str, parent: str,
+                      datasets: list) -> None:
+    """Writing the parent's policy may have undone a narrowing of the same parent that
+    landed after the datasets were read (a withdrawal meanwhile), for its running
+    sessions too. So read them again: if one went, put the narrowing back and refuse.
+    A withdrawal after this read narrows the parent itself (its refresh comes later)."""
+    from .projects import get_project
+
+    with zone.sessions() as db:
+        readable = {d.name for d in readable_datasets(get_project(db, project_name))}
+    kept = [d for d in datasets if d.name in readable]
+    if len(kept) < len(datasets):
+        zone.broker.narrow_session_parent(parent, _parent_policy(zone, project_name, user,
+                                                                 kept))
+        raise Conflict("the project's datasets changed while the session was being issued; "
+                       "start the server again (데이터셋이 바뀜, 다시 시작하세요)")
 
 
 def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, user: str,

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from safezone import access, datasets, grants, memberships, projects
 from safezone.api.app import SWEEP_SECONDS, _sweeper
-from safezone.errors import StorageError
+from safezone.errors import Conflict, StorageError
 from safezone.models import AuditEvent, DatasetStatus, MembershipStatus
 from safezone.permissions import ADMIN_SCOPE, SESSIONS_SCOPE, Identity
 
@@ -278,3 +278,35 @@ def test_changes_while_minio_is_down_are_kept_refused_503_and_caught_up(tmp_path
         assert grants.active_grants(zone) == []
     finally:
         minio.process.stop()
+
+
+def test_a_withdrawal_during_a_sibling_grant_stays_withdrawn(zone, minio, monkeypatch):
+    """alice's second server gets the same session parent as her first. The dataset is
+    withdrawn (and the parent narrowed) while that second grant is being issued, after it
+    read the datasets but before it writes the parent's policy: the write must not give
+    the running first session the dataset back. The second grant is refused (409)."""
+    project, taken, kept = unique("p"), unique("deid-taken"), unique("deid-kept")
+    projects.create_project(zone, ADMIN, project)
+    for name in (taken, kept):
+        attested_dataset(zone, name)
+        datasets.change_status(zone, ADMIN, name, "publish")
+        projects.attach_dataset(zone, ADMIN, project, name)
+    memberships.approve_membership(zone, ADMIN, project, "alice",
+                                   zone.now() + timedelta(days=1))
+    first = grant_s3(minio, grants.issue_grant(zone, SPAWNER, "alice", project, "one"))
+    assert read(first, taken)[1].startswith(b"PAR1")
+    prepare = zone.broker.prepare_session_parent
+
+    def withdraw_first(parent: str, policy: dict) -> None:
+        datasets.change_status(zone, ADMIN, taken, "withdraw")  # narrows the parent now
+        assert_refused(first, taken, ("AccessDenied",))
+        prepare(parent, policy)  # the policy read before the withdrawal
+
+    monkeypatch.setattr(zone.broker, "prepare_session_parent", withdraw_first)
+    with pytest.raises(Conflict):
+        grants.issue_grant(zone, SPAWNER, "alice", project, "two")
+    monkeypatch.undo()
+    assert_refused(first, taken, ("AccessDenied",))
+    assert read(first, kept)[1].startswith(b"PAR1")
+    assert [g.server_name for g in grants.active_grants(zone)
+            if g.project.name == project] == ["one"]
