@@ -7,6 +7,9 @@ Configured by ``images/notebook/jupyter/jupyter_server_config.py``.
 from __future__ import annotations
 
 import ctypes
+import html
+import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from traitlets import Int, default
 from .config import POLICIES_DIR
 from .welcome import WELCOME
 
+UNISOLATED_VARIABLE = "SAFEZONE_UNISOLATED_DEMO"
 REFUSED = "is not served in the safe zone: results leave through an export request " \
           "(반출 요청을 이용하세요)"
 
@@ -122,6 +126,30 @@ def make_undumpable() -> bool:
         return False
 
 
+def announce_unisolated() -> bool:
+    """In an ``--unisolated-demo`` zone (``SAFEZONE_UNISOLATED_DEMO=1``, set by the local
+    process spawner) JupyterLab's own page also says that the notebook is not isolated,
+    as every hub and control-plane page does."""
+    if os.environ.get(UNISOLATED_VARIABLE) != "1":
+        return False
+    from jupyterlab_server.handlers import LabHandler
+
+    from .config import UNISOLATED_DEMO_WARNING
+
+    banner = ('<div class="sz-unisolated" role="alert" style="position:fixed;left:0;right:0;'
+              'bottom:0;z-index:100000;padding:4px 8px;background:#b00020;color:#fff;'
+              'font:bold 13px sans-serif;text-align:center">'
+              f"{html.escape(UNISOLATED_DEMO_WARNING)}</div>")
+    render = LabHandler.render_template
+
+    def render_with_banner(self: Any, name: str, **namespace: Any) -> str:
+        page = render(self, name, **namespace)
+        return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, page, count=1)
+
+    LabHandler.render_template = render_with_banner
+    return True
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Remove the nbconvert HTTP handlers (they export notebooks with their outputs) and
     close the server's memory to its own kernels."""
@@ -137,6 +165,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     removed = len(router.rules) - len(kept)
     router.rules = kept
     serverapp.log.info("safezone: removed %d nbconvert handlers", removed)
+    if announce_unisolated():
+        serverapp.log.warning("safezone: unisolated demo, JupyterLab pages say so")
     write_welcome(serverapp)
 
 

@@ -72,6 +72,7 @@ class SafeZoneLocalSpawner(GrantMixin, SimpleLocalProcessSpawner):
         env.update(self.grant_environment())
         # the server config the Kubernetes image ships: nothing is served out
         env["JUPYTER_CONFIG_PATH"] = str(SERVER_CONFIG)
+        env["SAFEZONE_UNISOLATED_DEMO"] = "1"  # Lab's pages say so (notebook_server.py)
         return env
 
     def get_state(self) -> dict[str, Any]:

@@ -4,9 +4,14 @@ are not isolated; without the switch, none does."""
 from __future__ import annotations
 
 import html
+import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from unittest import mock
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -14,12 +19,14 @@ from typer.testing import CliRunner
 from safezone.api.app import create_app
 from safezone.cli import app as cli_app
 from safezone.config import (
+    REPO_ROOT,
     UNISOLATED_DEMO_WARNING,
     UNISOLATED_DEMO_WARNING_EN,
     UNISOLATED_DEMO_WARNING_KO,
     Settings,
     StorageSettings,
 )
+from safezone.local.processes import free_port
 from safezone.permissions import Identity
 from safezone.web.session import COOKIE
 from safezone.zone import Zone
@@ -152,3 +159,30 @@ def test_every_unisolated_start_warns_on_stderr(tmp_path, capsys):
         preflight.assert_called_once_with()
         assert "NOT isolated" not in capsys.readouterr().err
     assert not (tmp_path / "zone").exists()
+
+
+@pytest.mark.parametrize("unisolated", ["1", "0"])
+def test_jupyterlab_page_says_so_too(tmp_path, unisolated):
+    """A real Jupyter server with the notebook server config every zone uses: JupyterLab's
+    own page carries the warning in an unisolated demo (the local process spawner sets
+    the variable), and nothing otherwise."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--ServerApp.token=t0ken", f"--port={port}",
+         "--ip=127.0.0.1", "--no-browser", "--allow-root"], cwd=tmp_path,
+        env={**os.environ, "SAFEZONE_UNISOLATED_DEMO": unisolated,
+             "JUPYTER_CONFIG_PATH": str(REPO_ROOT / "images" / "notebook" / "jupyter")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = ""
+        for _ in range(150):
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/lab?token=t0ken", timeout=5).text
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert "jp-ThemedContainer" in page  # JupyterLab's page
+        assert (UNISOLATED_DEMO_WARNING_EN in page) is (unisolated == "1")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
