@@ -25,8 +25,9 @@ class GrantClient:
         self.headers = {"Authorization": f"token {token}"}
         self.timeout = timeout
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
+    async def _call(self, method: str, path: str, timeout: float | None = None,
+                    **kwargs: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout or self.timeout) as client:
             try:
                 response = await client.request(method, f"{self.base_url}{path}",
                                                 headers=self.headers, **kwargs)
@@ -50,9 +51,12 @@ class GrantClient:
                                 json={"user": user, "project": project,
                                       "server_name": server_name})
 
-    async def end(self, grant_id: str) -> None:
+    async def end(self, grant_id: str, timeout: float | None = None) -> None:
+        """End a grant (already ended or unknown is fine); ``timeout``: a short one for
+        retries, so one attempt that hangs (a new pod not yet let through the network
+        policies) does not hold up the next."""
         try:
-            await self._call("DELETE", f"/api/sessions/{quote(grant_id)}")
+            await self._call("DELETE", f"/api/sessions/{quote(grant_id)}", timeout=timeout)
         except GrantRefused as exc:
             if exc.status != 404:
                 raise

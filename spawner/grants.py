@@ -13,6 +13,7 @@ from .grant_client import GrantClient, GrantRefused
 from .hub_pages import NO_PROJECT_MARK, PAGES, WAY_TO_A_PROJECT, request_language, text
 
 RETRYING: set[asyncio.Task] = set()  # background grant ends, kept referenced until done
+RETRY_TIMEOUT = 3.0  # seconds per attempt to end a dead server's grant (ending is idempotent)
 
 
 class GrantMixin(HasTraits):
@@ -84,7 +85,7 @@ class GrantMixin(HasTraits):
         (at a hub restart it cannot check our token until the hub API is up), keep trying
         in the background rather than leave the keys alive until they expire."""
         try:
-            await self.grant_client.end(grant_id)
+            await self.grant_client.end(grant_id, timeout=RETRY_TIMEOUT)
         except Exception as exc:
             self.log.warning("could not end grant %s yet (%s): retrying", grant_id, exc)
             task = asyncio.ensure_future(self._keep_ending(grant_id))
@@ -97,7 +98,7 @@ class GrantMixin(HasTraits):
         for attempt in range(attempts):
             await asyncio.sleep(1.0 if attempt < 120 else 10.0)
             try:
-                await self.grant_client.end(grant_id)
+                await self.grant_client.end(grant_id, timeout=RETRY_TIMEOUT)
                 self.log.info("ended grant %s after %d retries", grant_id, attempt + 1)
                 return
             except Exception as exc:

@@ -205,6 +205,15 @@ class NodeCluster:
         """kube-proxy's and kube-router's own clean-up of their iptables rules and ipsets."""
         kube_host.run(str(BIN / "kube-proxy"), "--cleanup", check=False)
         kube_host.run(str(BIN / "kube-router"), "--cleanup-config", check=False)
+        # what their clean-up left (a rule still naming one of kube-router's ipsets keeps
+        # the set from being destroyed): every remaining KUBE-* rule and chain
+        for save, restore in (("iptables-save", "iptables-restore"),
+                              ("ip6tables-save", "ip6tables-restore")):
+            rules = subprocess.run([save], capture_output=True, text=True, check=False).stdout
+            if "KUBE-" in rules:
+                kept = "".join(line for line in rules.splitlines(keepends=True)
+                               if "KUBE-" not in line)
+                subprocess.run([restore], input=kept, text=True, check=False)
 
 
 def _wait_http(what: str, url: str, process: ManagedProcess, timeout: float = 60,

@@ -598,7 +598,9 @@ def test_a_pod_gone_at_hub_restart_takes_its_keys_along(node, zone):
     # proxy nor the control plane reaches it. The proxy reaching it marks that moment.
     wait_until(lambda: reachable(f"{zone['url']}/hub/health"), timeout=120, interval=0.2)
     admitted = time.monotonic()
-    wait_until(lambda: dataset_read(s3) == "InvalidAccessKeyId", timeout=5, interval=0.1)
+    # the enforcer admits the pod to each policy's sets on its own sync: the hub's calls to
+    # the control plane may pass a moment after the proxy's to the hub (measured, printed)
+    wait_until(lambda: dataset_read(s3) == "InvalidAccessKeyId", timeout=10, interval=0.1)
     MEASUREMENTS.append(
         f"kubernetes zone: hub restarted → a pod found gone has its keys refused "
         f"{time.monotonic() - admitted:.2f} s after the network admitted the new hub pod "
