@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from . import grants, quotas
+from . import grants
 from .errors import StorageError
 from .grants import SessionsNotRefreshed
 from .memberships import effective_status, expire_memberships
@@ -44,7 +44,6 @@ from .models import (
     SessionGrant,
 )
 from .permissions import SYSTEM, Identity
-from .storage.policies import DatasetLocation, session_policy
 from .zone import Zone
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,6 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
     narrowed (each revoked one has its own ``session.revoked``). Raises
     SessionsNotRefreshed when MinIO could not be reached: what did change is recorded.
     """
-    storage = zone.settings.storage
     with _refreshing:
         with zone.sessions() as db:
             dues = _due(db, zone, project_name)
@@ -120,11 +118,8 @@ def refresh_project_sessions(zone: Zone, actor: Identity, project_name: str,
                 grant = due.grant
                 if due.ended_by is None:
                     kept = kept_by_parent.get(grant.parent or "", {}).values() or due.keep
-                    policy = session_policy(project_name, grant.user_name, [
-                        DatasetLocation(d.name, d.bucket, d.prefix) for d in kept],
-                        networks=storage.notebook_networks,
-                        excluded=storage.notebook_excluded)
-                    policy = quotas.within_storage_quota(zone, project_name, policy)
+                    policy = grants.parent_policy(zone, project_name, grant.user_name,
+                                                  list(kept))
                     if grant.parent and zone.broker.narrow_session_parent(grant.parent,
                                                                           policy):
                         narrowed[grant.id] = [d.name for d in due.keep]

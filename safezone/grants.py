@@ -134,7 +134,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
         ends = min(as_utc(membership.expires_at),
                    now + timedelta(hours=zone.settings.session_ttl_hours))
     datasets = _still_attested(zone, actor, datasets)
-    policy = _parent_policy(zone, project_name, user, datasets)
+    policy = parent_policy(zone, project_name, user, datasets)
     end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                      stop_servers=False)
     grant_id = secrets.token_hex(8)
@@ -166,7 +166,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                        listed, terminals)
 
 
-def _parent_policy(zone: Zone, project_name: str, user: str, datasets: list) -> dict:
+def parent_policy(zone: Zone, project_name: str, user: str, datasets: list) -> dict:
     """What a session of ``user`` in the project holding ``datasets`` may do."""
     storage = zone.settings.storage
     policy = session_policy(project_name, user,
@@ -188,7 +188,7 @@ def _recheck_datasets(zone: Zone, project_name: str, user: str, parent: str,
         readable = {d.name for d in readable_datasets(get_project(db, project_name))}
     kept = [d for d in datasets if d.name in readable]
     if len(kept) < len(datasets):
-        zone.broker.narrow_session_parent(parent, _parent_policy(zone, project_name, user,
+        zone.broker.narrow_session_parent(parent, parent_policy(zone, project_name, user,
                                                                  kept))
         raise Conflict("the project's datasets changed while the session was being issued; "
                        "start the server again (데이터셋이 바뀜, 다시 시작하세요)")

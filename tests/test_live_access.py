@@ -239,6 +239,20 @@ def refused_but_kept(change: Callable[..., Any], *args: Any) -> None:
     assert re.search(r"\b(recorded|saved)\b", caught.value.message), caught.value.message
 
 
+def alice_with_two_datasets(zone) -> tuple[str, str, str]:
+    """A new project with two published datasets and alice as a member: (project, one to
+    take away, one to keep)."""
+    project, taken, kept = unique("p"), unique("deid-taken"), unique("deid-kept")
+    projects.create_project(zone, ADMIN, project)
+    for name in (taken, kept):
+        attested_dataset(zone, name)
+        datasets.change_status(zone, ADMIN, name, "publish")
+        projects.attach_dataset(zone, ADMIN, project, name)
+    memberships.approve_membership(zone, ADMIN, project, "alice",
+                                   zone.now() + timedelta(days=1))
+    return project, taken, kept
+
+
 def test_changes_while_minio_is_down_are_kept_refused_503_and_caught_up(tmp_path):
     """MinIO of its own, stopped twice: the change is recorded, the caller is told (503),
     the running session keeps its old access meanwhile, and one sweep round after MinIO
@@ -246,14 +260,7 @@ def test_changes_while_minio_is_down_are_kept_refused_503_and_caught_up(tmp_path
     minio = launch_minio(tmp_path)
     try:
         zone = make_zone(minio, fresh_database_url(tmp_path))
-        project, taken, kept = unique("p"), unique("deid-taken"), unique("deid-kept")
-        projects.create_project(zone, ADMIN, project)
-        for name in (taken, kept):
-            attested_dataset(zone, name)
-            datasets.change_status(zone, ADMIN, name, "publish")
-            projects.attach_dataset(zone, ADMIN, project, name)
-        memberships.approve_membership(zone, ADMIN, project, "alice",
-                                       zone.now() + timedelta(days=1))
+        project, taken, kept = alice_with_two_datasets(zone)
         grant = grants.issue_grant(zone, SPAWNER, "alice", project)
         s3 = grant_s3(minio, grant)
 
@@ -285,14 +292,7 @@ def test_a_withdrawal_during_a_sibling_grant_stays_withdrawn(zone, minio, monkey
     withdrawn (and the parent narrowed) while that second grant is being issued, after it
     read the datasets but before it writes the parent's policy: the write must not give
     the running first session the dataset back. The second grant is refused (409)."""
-    project, taken, kept = unique("p"), unique("deid-taken"), unique("deid-kept")
-    projects.create_project(zone, ADMIN, project)
-    for name in (taken, kept):
-        attested_dataset(zone, name)
-        datasets.change_status(zone, ADMIN, name, "publish")
-        projects.attach_dataset(zone, ADMIN, project, name)
-    memberships.approve_membership(zone, ADMIN, project, "alice",
-                                   zone.now() + timedelta(days=1))
+    project, taken, kept = alice_with_two_datasets(zone)
     first = grant_s3(minio, grants.issue_grant(zone, SPAWNER, "alice", project, "one"))
     assert read(first, taken)[1].startswith(b"PAR1")
     prepare = zone.broker.prepare_session_parent
