@@ -231,6 +231,8 @@ def _steward_zone():
         return Zone.from_settings(Settings.from_env())
     except SafezoneError as exc:
         raise CliError(exc.message) from None
+    except ValueError as exc:  # a setting that must not start the zone (config.py)
+        raise CliError(str(exc)) from None
 
 
 @deid_app.command("run")

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import failpoints
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POLICIES_DIR = Path(os.environ.get("SAFEZONE_POLICIES_DIR", REPO_ROOT / "policies"))
 # shown on every hub and control-plane page when SAFEZONE_UNISOLATED_DEMO=1
@@ -101,7 +103,10 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Build settings from the environment (the hub passes JUPYTERHUB_* to services)."""
+        """Build settings from the environment (the hub passes JUPYTERHUB_* to services).
+        Raises ``ValueError`` (one line) for a setting that must not start the zone."""
+        kubernetes = _env("MODE", "local") == "kubernetes"
+        failpoints.refuse_in_production(kubernetes)
         endpoint = _env("MINIO_ENDPOINT", "127.0.0.1:9000") or ""
         storage = StorageSettings(
             endpoint=endpoint,
@@ -124,7 +129,7 @@ class Settings:
             service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
             session_ttl_hours=float(_env("SESSION_TTL_HOURS", "12") or 12),
             base_url=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/safezone/"),
-            kubernetes=_env("MODE", "local") == "kubernetes",
+            kubernetes=kubernetes,
             unisolated_demo=_env("UNISOLATED_DEMO", "") == "1",
             inside_networks=_env_list("INSIDE_NETWORKS"),
             inside_excluded=_env_list("INSIDE_EXCLUDED"),

@@ -5,6 +5,10 @@
 or the kernel's OOM killer does: no cleanup, no exit handler), at ``release.copied`` it
 sleeps five seconds. Unset, as in every zone, a point is one dictionary lookup. The tests
 of ``tests/test_faults.py`` restart the process afterwards and check the state it left.
+
+Test use only: a Kubernetes zone (``SAFEZONE_MODE=kubernetes``) with the variable set
+refuses to start (``refuse_in_production``, called where the settings are read), rather
+than crash on purpose in production.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ def _parse(spec: str) -> dict[str, str]:
 POINTS = _parse(os.environ.get(VARIABLE, ""))
 if POINTS:
     log.warning("fault injection is on: %s", ", ".join(sorted(POINTS)))
+
+
+def refuse_in_production(kubernetes: bool) -> None:
+    """Raise ``ValueError`` (one line, naming the variable) when fault injection is set in
+    a Kubernetes zone; local zones and the tests' processes may use it."""
+    if kubernetes and os.environ.get(VARIABLE, "").strip():
+        raise ValueError(f"{VARIABLE} is set but SAFEZONE_MODE is kubernetes: fault "
+                         f"injection is for tests only; unset {VARIABLE}")
 
 
 def reach(name: str) -> None:

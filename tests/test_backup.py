@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from safezone import audit, datasets, projects
 from safezone.backup import database
 from safezone.backup.restore import restore
-from safezone.backup.snapshot import BackupError
+from safezone.backup.snapshot import BackupError, describe_files
 from safezone.backup.steps import Steps
 from safezone.backup.write import backup
 from safezone.deid import pipeline
@@ -195,6 +196,57 @@ def test_a_tampered_snapshot_is_refused_before_anything_is_written(zone, minio, 
             restore(fresh, str(snap), Steps(), by="ops")
     assert busy_table(fresh) is None  # nothing in the database
     assert fresh.broker.list_anchors() == []  # no anchor written
+
+
+def _rewrite_manifest(snap: Path) -> None:
+    """Make the manifest agree with the snapshot's files again, as someone who can
+    rewrite the whole snapshot would (no --manifest-sha256 to catch it)."""
+    manifest = json.loads((snap / "manifest.json").read_text())
+    manifest["files"] = describe_files(snap, list(manifest["files"]))
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _alter_one_event(snap: Path) -> None:
+    """One audit event's data changed in the snapshot's database (hashes left alone)."""
+    manifest = json.loads((snap / "manifest.json").read_text())
+    copy = sqlite3.connect(snap / manifest["database"]["file"])
+    try:
+        copy.execute("UPDATE audit_events SET data = ? WHERE seq = ?",
+                     (json.dumps({"name": "forged"}), manifest["audit_head"]["seq"] - 1))
+        copy.commit()
+    finally:
+        copy.close()
+
+
+def _alter_one_pin(snap: Path) -> None:
+    pins = json.loads((snap / "pins.json").read_text())
+    name = sorted(pins)[0]
+    key = sorted(pins[name]["objects"])[0]
+    pins[name]["objects"][key]["sha256"] = "0" * 64
+    (snap / "pins.json").write_text(json.dumps(pins))
+
+
+@pytest.mark.skipif(bool(os.environ.get(PG_URL_VAR)), reason="edits the SQLite snapshot")
+@pytest.mark.parametrize("damage", ["event", "pin"])
+def test_a_consistently_rewritten_snapshot_that_does_not_verify_writes_nothing(
+        zone, minio, tmp_path, damage):
+    """The files match a rewritten manifest, but an event or a pin was changed: the
+    restore refuses with one line before any anchor is written, and the fresh zone's
+    database is left as it was (its empty tables, no rows)."""
+    if damage == "pin":
+        attested_dataset(zone, unique("deid-bk"))
+    snap = _snapshot(zone, tmp_path)
+    (_alter_one_event if damage == "event" else _alter_one_pin)(snap)
+    _rewrite_manifest(snap)
+    fresh = fresh_zone(minio, tmp_path)
+    engine = fresh.sessions.kw["bind"]
+    tables, anchors = sorted(inspect(engine).get_table_names()), fresh.broker.list_anchors()
+    refused = cli(fresh, "restore", str(snap))
+    assert refused.returncode == 1 and one_error_line(refused.stderr), refused.stderr
+    assert ("audit chain does not verify" if damage == "event"
+            else "does not match the snapshot's manifest") in refused.stderr
+    assert fresh.broker.list_anchors() == anchors == []  # no anchor object written
+    assert sorted(inspect(engine).get_table_names()) == tables and busy_table(fresh) is None
 
 
 def test_a_wrong_manifest_hash_is_refused(zone, minio, tmp_path):

@@ -279,19 +279,34 @@ def test_minio_audit_webhook_batches_into_a_queue_volume_of_its_own():
 
 
 def test_the_proxy_range_is_trusted_for_login_addresses():
-    """proxy.podCIDR -> SAFEZONE_RECORDS_TRUSTED_PROXIES of the hub (its post_auth_hook
-    records a login's address as the last X-Forwarded-For hop the proxy added); unset,
-    nothing is trusted beyond loopback; a malformed range is refused."""
+    """proxy.podCIDR -> SAFEZONE_RECORDS_TRUSTED_PROXIES of the hub's and the control
+    plane's containers (both sit behind the proxy: a login's or a call's address is the
+    last X-Forwarded-For hop the proxy added); unset, neither gets it and nothing is
+    trusted beyond loopback; a malformed range is refused."""
     if not HELM.is_file():
         pytest.skip(f"helm missing: {BUILD_HINT}")
+    variable = "SAFEZONE_RECORDS_TRUSTED_PROXIES"
 
-    def hub_config(*sets: str) -> dict:
-        return next(d for d in rendered(*sets) if d["kind"] == "ConfigMap"
-                    and d["metadata"]["name"] == "hub-config")["data"]
+    def trusted(*sets: str) -> dict[str, list]:
+        """Each container's values of the variable, from env and from envFrom ConfigMaps."""
+        docs = rendered(*sets)
+        maps = {d["metadata"]["name"]: d.get("data") or {} for d in docs
+                if d["kind"] == "ConfigMap"}
+        found = {}
+        for deployment in (d for d in docs if d["kind"] == "Deployment"):
+            for c in deployment["spec"]["template"]["spec"]["containers"]:
+                values = [e["value"] for e in c.get("env") or [] if e["name"] == variable]
+                values += [maps[f["configMapRef"]["name"]][variable]
+                           for f in c.get("envFrom") or [] if "configMapRef" in f
+                           and variable in maps[f["configMapRef"]["name"]]]
+                found[f"{deployment['metadata']['name']}/{c['name']}"] = values
+        return found
 
-    assert hub_config("proxy.podCIDR=10.244.0.0/16")[
-        "SAFEZONE_RECORDS_TRUSTED_PROXIES"] == "10.244.0.0/16"
-    assert "SAFEZONE_RECORDS_TRUSTED_PROXIES" not in hub_config()
+    given = trusted(r"proxy.podCIDR=10.244.0.0/16\,10.245.0.0/16")  # --set: \, is a comma
+    assert given["hub/hub"] == given["control-plane/control-plane"] == [
+        "10.244.0.0/16,10.245.0.0/16"]
+    assert all(values == [] for values in trusted().values())
+    assert {"hub/hub", "control-plane/control-plane"} <= set(trusted())
     bad = helm("template", "sz", str(CHART), "--set", "proxy.podCIDR=anywhere", check=False)
     assert bad.returncode != 0 and "podCIDR" in bad.stderr
 

@@ -132,6 +132,20 @@ def first_row_table(engine: Engine) -> str | None:
     return None
 
 
+def has_schema(engine: Engine) -> bool:
+    """Whether a migration ever ran on the database (its version table exists)."""
+    with engine.connect() as conn:
+        return VERSION_TABLE in inspect(conn).get_table_names()
+
+
+def empty(engine: Engine) -> None:
+    """Drop every table (the schema version's too): the database holds nothing."""
+    existing = MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    engine.dispose()
+
+
 def load(engine: Engine, url: str, snapshot_file: Path) -> None:
     """Replace the (checked empty) database with the snapshot's copy."""
     if kind_of(url) == "sqlite":
@@ -150,10 +164,6 @@ def load(engine: Engine, url: str, snapshot_file: Path) -> None:
         finally:
             source.close()
         return
-    # the empty tables a fresh zone's migration made would collide with the dump's
-    existing = MetaData()
-    existing.reflect(engine)
-    existing.drop_all(engine)
-    engine.dispose()
+    empty(engine)  # the empty tables a fresh zone's migration made would collide with the dump's
     _pg_tool(["pg_restore", "--no-owner", "--no-privileges", "--single-transaction",
               "--exit-on-error", str(snapshot_file)], url)

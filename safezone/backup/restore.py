@@ -2,16 +2,22 @@
 
 Order matters: every file is checked against the manifest, the schema revision and the
 database kind are checked, and the target database must be empty, all before anything is
-written. Then the database is loaded (and migrated if the snapshot is older than the
-code), checked against the manifest's audit head and pins, the anchors missing from the
-``audit`` bucket are added (never overwritten: the bucket is object-locked and an anchor's
-key carries its seq and hash), every attested dataset is checked against its pins in
-MinIO (failures are withdrawn, as ``deid verify`` does), the restore itself is audited
-and the chain is verified against every anchor.
+written. MinIO is bootstrapped (buckets, the anchor writer) and its anchors are listed.
+Then the database is loaded (and migrated if the snapshot is older than the code) and the
+snapshot is verified: the loaded audit head and pins must equal the manifest's, and the
+chain up to the head must verify against every anchor that vouches for it (the
+snapshot's and those still in MinIO). Until then nothing is anchored, and a failure up
+to the anchor writes empties the database again, so a snapshot that does not verify
+leaves the zone as it was.
+Only then are the anchors missing from the ``audit`` bucket added (never overwritten:
+the bucket is object-locked and an anchor's key carries its seq and hash), every attested
+dataset is checked against its pins in MinIO (failures are withdrawn, as ``deid verify``
+does), the restore itself is audited and the chain is verified against every anchor.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from minio.error import S3Error
+from sqlalchemy import Engine
 from urllib3.exceptions import HTTPError
 
 from .. import audit, datasets
@@ -34,6 +41,7 @@ from .snapshot import ANCHORS, PINS, BackupError, read_json, read_manifest
 from .steps import Steps
 from .write import pins_of
 
+log = logging.getLogger(__name__)
 ANCHOR_WRITERS = 8  # parallel anchor writes when the audit bucket lost them
 
 
@@ -78,7 +86,8 @@ def _snapshot_anchors(folder: Path) -> list[audit.Anchor]:
 def restore(zone: Zone, source: str, steps: Steps, *, by: str, expected_sha256: str = "",
             full_pin_check: bool = True) -> Restored:
     """Restore ``source`` (a folder or ``s3://``) into the zone's empty database; raises
-    ``BackupError`` before writing anything when a check fails (see the module doc)."""
+    ``BackupError`` when a check fails, the zone's database and anchors left as they
+    were (see the module doc)."""
     url = zone.settings.database_url
     engine = zone.sessions.kw["bind"]
     busy = database.first_row_table(engine)
@@ -95,21 +104,23 @@ def restore(zone: Zone, source: str, steps: Steps, *, by: str, expected_sha256: 
                 raise BackupError(f"the snapshot holds a {kind} database and this zone uses "
                                   f"{database.kind_of(url)}: refused (데이터베이스 종류 불일치)")
             database.check_revision(url, revision)
-        with steps.step("database", "database (데이터베이스 복원)"):
-            database.load(engine, url, folder / manifest["database"]["file"])
-            migrate(url)
-    result = Restored(manifest)
-    _check_loaded(zone, manifest, pins)
-    with steps.step("bootstrap", "storage bootstrap (저장소 준비)"):
-        zone.broker.bootstrap()  # buckets and the anchor writer of a zone never started
-    present = set(zone.broker.list_anchors())
-    missing = [a for a in anchors if a not in present]
-    result.anchors_present = len(anchors) - len(missing)
-    result.later_anchors = sum(a.seq > manifest["audit_head"]["seq"] for a in present)
-    with steps.step("anchors", "audit anchors (감사 앵커 복구)", total=len(missing) or None
-                    ) as advance:
-        _write_anchors(zone, missing, advance)
-    result.anchors_written = len(missing)
+        with steps.step("bootstrap", "storage bootstrap (저장소 준비)"):
+            zone.broker.bootstrap()  # buckets and the anchor writer of a zone never started
+        present = set(zone.broker.list_anchors())
+        missing = [a for a in anchors if a not in present]
+        with _emptied_on_failure(engine, url):
+            with steps.step("database", "database (데이터베이스 복원)"):
+                database.load(engine, url, folder / manifest["database"]["file"])
+                migrate(url)
+            _check_loaded(zone, manifest, pins)
+            with steps.step("chain", "snapshot audit chain (스냅샷 감사 체인 확인)"):
+                _check_chain(zone, manifest, {*anchors, *present})
+            with steps.step("anchors", "audit anchors (감사 앵커 복구)",
+                            total=len(missing) or None) as advance:
+                _write_anchors(zone, missing, advance)
+    result = Restored(manifest, anchors_written=len(missing),
+                      anchors_present=len(anchors) - len(missing),
+                      later_anchors=sum(a.seq > manifest["audit_head"]["seq"] for a in present))
     _check_pins(zone, pins, result, steps, full_pin_check, by)
     actor = Identity(by, "user", frozenset())
     with zone.unit_of_work() as db:
@@ -122,6 +133,36 @@ def restore(zone: Zone, source: str, steps: Steps, *, by: str, expected_sha256: 
         result.findings = audit.verify(db, stored)
         result.events, result.anchors_checked = audit.head(db).seq, len(stored)
     return result
+
+
+@contextmanager
+def _emptied_on_failure(engine: Engine, url: str) -> Iterator[None]:
+    """Undo the load when the block fails: the database is emptied and, if a migration
+    had made its (empty) tables before, migrated again, as the fresh zone had it."""
+    had_schema = database.has_schema(engine)
+    try:
+        yield
+    except BaseException:
+        try:
+            database.empty(engine)
+            if had_schema:
+                migrate(url)
+        except Exception:  # the refusal is what the operator must see; this is logged
+            log.exception("could not empty the database after a failed restore")
+        raise
+
+
+def _check_chain(zone: Zone, manifest: dict[str, Any], anchors: set[audit.Anchor]) -> None:
+    """The loaded chain verifies against every anchor up to the snapshot's head (later
+    anchors are of events the snapshot never had: reported after the restore)."""
+    head = manifest["audit_head"]["seq"]
+    with zone.sessions() as db:
+        findings = audit.verify(db, {a for a in anchors if a.seq <= head})
+    if findings:
+        first = findings[0]
+        raise BackupError(f"the snapshot's audit chain does not verify ({first.kind} at "
+                          f"event {first.seq}: {first.detail}): refused, no anchor written "
+                          "and the database left empty (스냅샷 감사 체인 검증 실패)")
 
 
 def _write_anchors(zone: Zone, missing: list[audit.Anchor], advance: Callable[[int], None]
@@ -143,7 +184,7 @@ def _check_loaded(zone: Zone, manifest: dict[str, Any], pins: dict[str, Any]) ->
     want = manifest["audit_head"]
     if (head.seq, head.hash) != (want["seq"], want["hash"]) or loaded != pins:
         raise BackupError("the restored database does not match the snapshot's manifest "
-                          "(audit head or pins differ): do not use this zone "
+                          "(audit head or pins differ): refused, the database left empty "
                           "(복원된 데이터베이스가 매니페스트와 다름)")
 
 

@@ -30,3 +30,13 @@ seccompProfile: {type: RuntimeDefault}
 {{- define "safezone.minioEndpoint" -}}
 {{- if .Values.minio.bundled -}}minio.{{ .Release.Namespace }}.svc:9000{{- else -}}{{ .Values.minio.endpoint }}{{- end -}}
 {{- end }}
+
+{{/* proxy.podCIDR as a container env entry, for the hub and the control plane alike: each
+takes a caller's address from the last X-Forwarded-For hop only when the peer is in this
+range (safezone/records/sources.py). Empty: nothing, and the proxy's own address is
+recorded. */}}
+{{- define "safezone.trustedProxiesEnv" -}}
+{{- with .Values.proxy.podCIDR -}}
+- {name: SAFEZONE_RECORDS_TRUSTED_PROXIES, value: {{ . | quote }}}
+{{- end }}
+{{- end }}
