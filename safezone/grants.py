@@ -140,8 +140,9 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
     grant_id = secrets.token_hex(8)
     parent = session_parent(project_name, user, [d.name for d in datasets])
     listed = [{"name": d.name, "uri": f"s3://{d.bucket}/{d.prefix}"} for d in datasets]
-    with zone.unit_of_work() as db:  # the intent first: a crash past it leaves no orphan
-        db.add(SessionGrant(id=grant_id, project_id=get_project(db, project_name).id,
+    with zone.bookkeeping() as db:  # the intent first: a crash past it leaves no orphan
+        db.add(SessionGrant(id=grant_id,
+                            project_id=get_project(db, project_name, datasets=False).id,
                             user_name=user, server_name=server_name,
                             access_key=f"pending-{grant_id}", parent=parent,
                             status=GrantStatus.PENDING, datasets={"datasets": listed},
@@ -202,7 +203,7 @@ def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, use
     from .projects import get_project
 
     with zone.unit_of_work() as db:
-        project = get_project(db, project_name)
+        project = get_project(db, project_name, datasets=False)
         require_usable(db, zone, project, user)  # a revoke may have landed meanwhile
         if db.scalar(select(SessionGrant.id).where(  # another replica's, just now
                 SessionGrant.status == GrantStatus.ACTIVE, SessionGrant.user_name == user,
@@ -223,7 +224,7 @@ def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, use
 
 
 def _forget_pending(zone: Zone, grant_id: str) -> None:
-    with zone.unit_of_work() as db:
+    with zone.bookkeeping() as db:
         grant = db.get(SessionGrant, grant_id)
         if grant is not None and grant.status is GrantStatus.PENDING:
             db.delete(grant)

@@ -30,10 +30,10 @@ class HubClient:
 
     def identify(self, token: str) -> Identity:
         """Who holds ``token``; raises NotAuthenticated for unknown or expired tokens."""
+        known = self.known(token)
+        if known is not None:
+            return known
         key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(key)
-        if cached and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
-            return cached[1]
         try:
             response = self._http.get(f"{self.api_url}/user",
                                       headers={"Authorization": f"token {token}"})
@@ -53,6 +53,13 @@ class HubClient:
                             notebook=any(s.startswith(SERVER_SCOPE) for s in scopes))
         self._cache[key] = (time.monotonic(), identity)
         return identity
+
+    def known(self, token: str) -> Identity | None:
+        """Who holds ``token`` if the hub said so in the last few seconds (no call)."""
+        cached = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
+        if cached and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
+        return None
 
     def _may_access_service(self, scopes: frozenset[str]) -> bool:
         return bool({"access:services", f"access:services!service={self.service_name}"}

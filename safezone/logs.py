@@ -32,12 +32,18 @@ _NAMED = re.compile(
     r"(?i)\b([\w-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|signature|"
     r"credential|cookie|authorization|session[_-]?key|xsrf|csrf)[\w-]*)"
     r"(\s*[=:]\s*|\"\s*:\s*\")([^\s\"'\\,;&)}\]]+)")
+# the words _NAMED and _SCHEME look for, found fast in the lower-cased line (ten times
+# faster than ignoring case): most lines have none, and _NAMED's scan is slow
+_NAME_WORDS = re.compile(r"password|passwd|secret|token|api[_-]?key|access[_-]?key|"
+                         r"signature|credential|cookie|authorization|session[_-]?key|xsrf|"
+                         r"csrf|bearer|basic")
 # "Authorization: token abc" / "Bearer abc"
 _SCHEME = re.compile(r"(?i)\b(bearer|token|basic)\s+([A-Za-z0-9._~+/=-]{8,})")
-# a long run of a random alphabet with a digit and a capital: keys and tokens made by
-# secrets.token_urlsafe, MinIO access and secret keys (Safezone's own names are lowercase)
-_RANDOM = re.compile(r"(?<![A-Za-z0-9_+/=-])(?=[A-Za-z0-9_+/=-]*\d)(?=[A-Za-z0-9_+/=-]*[A-Z])"
-                     r"[A-Za-z0-9_+/=-]{20,}(?![A-Za-z0-9_+/=-])")
+# a long run of a random alphabet (redacted when it has a digit and a capital: keys and
+# tokens made by secrets.token_urlsafe, MinIO access and secret keys; Safezone's own names
+# are lowercase)
+_RUN = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{20,}(?![A-Za-z0-9_+/=-])")
+_DIGIT, _CAPITAL = re.compile(r"\d"), re.compile(r"[A-Z]")
 # hex runs of 32 or more (hub tokens are uuid4 hex; service tokens token_hex)
 _HEX = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Fa-f])")
 
@@ -48,10 +54,16 @@ ACCESS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
 
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``[redacted]``."""
-    text = _NAMED.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if _NAME_WORDS.search(text.lower()):
+        text = _NAMED.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _HEX.sub(REDACTED, text)
-    return _RANDOM.sub(REDACTED, text)
+    return _RUN.sub(_random_run, text)
+
+
+def _random_run(found: re.Match[str]) -> str:
+    run = found.group(0)
+    return REDACTED if _DIGIT.search(run) and _CAPITAL.search(run) else run
 
 
 class Formatter(JsonFormatter):

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload, raiseload
 
 from . import grants
 from .clock import as_utc
@@ -21,12 +21,18 @@ from .models import (
 )
 from .naming import check_project_name
 from .permissions import Identity, allowed, require
+from .read_cache import ReadModel
 from .standing import standing, standings
 from .zone import Zone
 
 
-def get_project(db: Session, name: str) -> Project:
-    project = db.scalar(select(Project).where(Project.name == name))
+def get_project(db: Session, name: str, *, datasets: bool = True) -> Project:
+    """The project named ``name``; ``datasets=False`` leaves its datasets (and their
+    attestations, the bulk of the rows) unloaded until they are read."""
+    query = select(Project).where(Project.name == name)
+    if not datasets:
+        query = query.options(lazyload(Project.datasets))
+    project = db.scalar(query)
     if project is None:
         raise NotFound(f"no project named {name!r} (프로젝트 없음)")
     return project
@@ -70,22 +76,30 @@ def create_project(zone: Zone, actor: Identity, name: str, title: str = "",
         return describe(project)
 
 
+def _load_projects(zone: Zone) -> tuple[list[tuple[int, dict[str, Any]]], None]:
+    with zone.sessions() as db:  # two queries, whatever the number of projects
+        found = list(db.scalars(select(Project).options(raiseload(Project.datasets))
+                                .order_by(Project.name)))
+        names: dict[int, list[str]] = {p.id: [] for p in found}
+        for project_id, name in db.execute(
+                select(ProjectDataset.project_id, Dataset.name).join(Dataset)):
+            names[project_id].append(name)
+    return [(p.id, describe(p, names[p.id])) for p in found], None
+
+
+# every project as described to its viewers, kept until one of these tables changes
+ALL_PROJECTS = ReadModel("projects", ("projects", "project_datasets", "datasets"),
+                         _load_projects)
+
+
 def list_projects(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
     """The projects ``actor`` may see (``project.view``): all for administrators, reviewers
     and stewards; their own for researchers."""
     require("project.list", actor)
-    with zone.sessions() as db:  # three queries, whatever the number of projects
-        found = list(db.scalars(select(Project).options(noload(Project.datasets))
-                                .order_by(Project.name)))
-        stood = standings(db, zone.now(), [p.id for p in found], actor)
-        shown = [p for p in found if allowed("project.view", actor, stood[p.id])]
-        names: dict[int, list[str]] = {p.id: [] for p in shown}
-        if shown:
-            for project_id, name in db.execute(
-                    select(ProjectDataset.project_id, Dataset.name).join(Dataset)
-                    .where(ProjectDataset.project_id.in_(names))):
-                names[project_id].append(name)
-        return [describe(p, names[p.id]) for p in shown]
+    found = zone.reads.read(ALL_PROJECTS, zone)
+    stood = standings(zone, zone.now(), [pid for pid, _ in found], actor)
+    return [described for pid, described in found
+            if allowed("project.view", actor, stood[pid])]
 
 
 def attach_dataset(zone: Zone, actor: Identity, project_name: str, dataset_name: str) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import urllib3
 from minio.error import S3Error
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from .culling import load_operations
 from .errors import Conflict, InvalidInput, StorageError
@@ -108,7 +108,8 @@ def within_storage_quota(zone: Zone, project_name: str, policy: dict[str, Any]
     and outboxes when the project's storage is at or over its quota."""
     operations = load_operations()
     with zone.sessions() as db:
-        project = db.scalar(select(Project).where(Project.name == project_name))
+        project = db.scalar(select(Project).where(Project.name == project_name)
+                            .options(lazyload(Project.datasets)))
         quota = quota_of(project, operations) if project else None
     if quota is None:
         return policy

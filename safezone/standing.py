@@ -7,6 +7,7 @@ pages can ask without importing each other.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from .clock import as_utc
 from .models import Membership, MembershipStatus
 from .permissions import Identity, Subject
+from .read_cache import ReadModel
 
 S = MembershipStatus
 
@@ -43,13 +45,21 @@ def standing(db: Session, now: datetime, project_id: int, actor: Identity, *,
     return _subject(membership, now, user=user, requester=requester, state=state)
 
 
-def standings(db: Session, now: datetime, project_ids: list[int], actor: Identity
+def _load_memberships(zone: Any, user: str) -> tuple[dict[int, Membership], None]:
+    with zone.sessions() as db:
+        return {m.project_id: m for m in db.scalars(select(Membership).where(
+            Membership.user_name == user))}, None
+
+
+# a user's memberships by project id, kept until the memberships table changes (their
+# expiry is judged when they are read, so the cached rows stay true)
+MEMBERSHIPS = ReadModel("memberships", ("memberships",), _load_memberships)
+
+
+def standings(zone: Any, now: datetime, project_ids: list[int], actor: Identity
               ) -> dict[int, Subject]:
-    """:func:`standing` for many projects in one query (lists of projects)."""
-    found: dict[int, Membership] = {}
-    if actor.kind == "user" and project_ids:
-        found = {m.project_id: m for m in db.scalars(select(Membership).where(
-            Membership.user_name == actor.name, Membership.project_id.in_(project_ids)))}
+    """:func:`standing` for many projects, from the cached memberships (lists)."""
+    found = zone.reads.read(MEMBERSHIPS, zone, actor.name) if actor.kind == "user" else {}
     return {pid: _subject(found.get(pid), now) for pid in project_ids}
 
 

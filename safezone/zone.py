@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
+from .changes import follow
 from .clock import Clock
 from .config import Settings
 from .db import make_engine, migrate, session_factory, take_write_turn
 from .hub import HubClient
 from .permissions import Identity
+from .read_cache import ReadCache
 from .storage.broker import StorageBroker
 
 log = logging.getLogger(__name__)
@@ -33,12 +35,17 @@ class Zone:
     hub: HubClient
     clock: Clock = field(default_factory=Clock)
     namespaces: Any = None  # kube.provision.ProjectNamespaces in Kubernetes mode
+    reads: ReadCache = field(init=False, repr=False)  # lists kept until their tables change
     # audit anchoring state of this process (see unit_of_work)
     _anchored: audit.Anchor | None = field(default=None, init=False, repr=False)
     _unanchored_seq: int = field(default=0, init=False, repr=False)
     _anchor_turn: threading.Condition = field(default_factory=threading.Condition,
                                               init=False, repr=False)
     _anchor_writing: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        engine = self.sessions.kw["bind"]
+        self.reads = ReadCache(follow(engine, self.sessions), self.now)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, run_migrations: bool = True) -> Zone:
@@ -83,6 +90,14 @@ class Zone:
             head = audit.head(db)
         if head and head.seq:
             self.anchor(head)
+
+    @contextmanager
+    def bookkeeping(self) -> Iterator[Session]:
+        """A transaction that records no audit event (a grant's intent row): the writers'
+        turn on SQLite, but not the audit head's lock, so it waits for no audited work."""
+        with self.sessions() as db, db.begin():
+            take_write_turn(db)
+            yield db
 
     @property
     def unanchored(self) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from safezone import datasets
 from safezone.api.app import create_app
+from safezone.api.headers import KEEP_ALIVE_SECONDS
 from safezone.config import Settings, StorageSettings
 from safezone.deid import pipeline
 from safezone.deid.recipe import load_recipe
@@ -160,7 +161,8 @@ class ThreadedServer:
     def __init__(self, zone: Zone, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.port, self.host = port or free_port(), host
         config = uvicorn.Config(create_app(zone, sweep=False), host=host,
-                                port=self.port, log_level="warning", proxy_headers=False)
+                                port=self.port, log_level="warning", proxy_headers=False,
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

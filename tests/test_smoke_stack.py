@@ -25,3 +25,15 @@ def test_api_is_reachable_through_the_hub_proxy(stack):
                          headers={"Authorization": f"token {stack.tokens['alice']}"})
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "alice"
+
+
+def test_clients_in_front_drop_idle_connections_before_the_control_plane_does(stack):
+    """configurable-http-proxy reused a connection uvicorn was closing and answered a 503
+    page (CI): every response announces the server's idle timeout, which Node's agent
+    honours (it lets go a second early), and the timeout outlasts httpx's pool (5 s)."""
+    import httpx
+
+    response = httpx.get(f"{stack.control_plane.url}/api/health")
+    closes_after = stack.control_plane.server.config.timeout_keep_alive
+    assert response.headers["keep-alive"] == f"timeout={closes_after}"
+    assert closes_after > httpx.Limits().keepalive_expiry

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -22,6 +23,7 @@ from ..errors import NotAuthenticated, PermissionDenied, SafezoneError, Unavaila
 from ..exports.checking import CheckWorker
 from ..models import Dataset
 from ..permissions import SYSTEM, Identity, require
+from ..read_cache import served
 from ..records import sources as record_sources
 from ..records.routes import records_router
 from ..web.pages import LoginRequired, page_error, page_router
@@ -32,7 +34,6 @@ from .applications_routes import applications_router
 from .body_limit import BodyLimit
 from .destruction_routes import destruction_router
 from .exports_routes import export_router
-from .headers import SecurityHeaders, ServerTiming
 from .health import health_router
 from .metrics import Observe, metrics_router
 from .origin import placed
@@ -92,8 +93,6 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
 
     app = FastAPI(title="Safezone control plane", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(ServerTiming)
     app.add_middleware(BodyLimit)
     app.add_middleware(Observe)  # inside StripServicePrefix: it reads the matched route
     app.add_middleware(StripServicePrefix, prefix=zone.settings.base_url.rstrip("/"))
@@ -130,8 +129,18 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
     oauth = HubOAuthClient(zone.settings.hub_api_url, zone.settings.service_name,
                            zone.settings.service_token, zone.settings.base_url)
 
-    def caller(request: Request) -> Identity:
-        """The hub token in the Authorization header, or the page session cookie."""
+    async def caller(request: Request) -> Identity:
+        """The hub token in the Authorization header, or the page session cookie: on the
+        event loop for an API token the hub vouched for moments ago, else in a thread
+        (the hub's answer, a logout, an operator's audit event)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        known = zone.hub.known(token.strip()) if scheme.lower() in {"token", "bearer"} \
+            else None
+        if known is not None and not known.browser and not known.operator:
+            return placed(known, zone.settings, request)
+        return await anyio.to_thread.run_sync(identify, request)
+
+    def identify(request: Request) -> Identity:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if header:
@@ -186,8 +195,8 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
 
     @app.get("/api/projects")
     @action("project.list")
-    def list_projects(actor: Actor) -> list[dict[str, Any]]:
-        return projects.list_projects(zone, actor)
+    async def list_projects(actor: Actor) -> list[dict[str, Any]]:
+        return await served(projects.list_projects, zone, actor)
 
     @app.post("/api/projects/{name}/archive")
     @action("project.archive")
@@ -248,8 +257,8 @@ def create_app(zone: Zone, *, sweep: bool = True, checks: bool = True) -> FastAP
 
     @app.get("/api/catalogue")
     @action("catalogue.read")
-    def catalogue_list(request: Request, actor: Actor) -> list[dict[str, Any]]:
-        return catalogue.list_catalogue(zone, actor, address(request))
+    async def catalogue_list(request: Request, actor: Actor) -> list[dict[str, Any]]:
+        return await served(catalogue.list_catalogue, zone, actor, address(request))
 
     @app.get("/api/catalogue/{name}/report")
     @action("catalogue.read")

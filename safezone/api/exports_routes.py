@@ -10,6 +10,7 @@ from ..checks.explain import explain
 from ..exports import release, review, service
 from ..exports.release import Download
 from ..permissions import Identity
+from ..read_cache import served
 from ..zone import Zone
 from .actions import action
 from .schemas import DownloadIn, DryRunIn, ExportFilesIn, ExportIn, ReasonIn, VoteIn
@@ -65,8 +66,8 @@ def export_router(zone: Zone, caller: Any) -> APIRouter:
 
     @router.get("/api/exports")
     @action("export.list_mine")
-    def mine(actor: Actor) -> list[dict[str, Any]]:
-        return service.my_requests(zone, actor)
+    async def mine(actor: Actor) -> list[dict[str, Any]]:
+        return await served(service.my_requests, zone, actor)
 
     @router.get("/api/review/queue")
     @action("export.queue")

@@ -1,10 +1,10 @@
 """Headers on every response: security headers (the pages may not be framed, load nothing
-from elsewhere, and post forms only to this origin) and ``Server-Timing``."""
+from elsewhere, and post forms only to this origin), ``Server-Timing`` and the keep-alive
+hint."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 PAGE_POLICY = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -16,42 +16,23 @@ HEADERS = {
 }
 
 
-class ResponseHeaders:
-    """ASGI middleware adding the headers :meth:`added` names when a response starts."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def added(self, present: set[bytes], started: float) -> list[tuple[bytes, bytes]]:
-        raise NotImplementedError
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-
-        async def with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                present = {name.lower() for name, _ in headers}
-                message = {**message, "headers": [*headers, *self.added(present, started)]}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+# seconds the server keeps an idle connection open (uvicorn's ``timeout_keep_alive``). Longer
+# than the idle time of the clients in front (httpx 5 s), and announced on every response:
+# configurable-http-proxy's agent (Node >= 20) then drops an idle connection a second
+# before the server would, instead of reusing one the server is closing (an ECONNRESET
+# the proxy answers with a 503 page).
+KEEP_ALIVE_SECONDS = 20
+KEEP_ALIVE_HINT = (b"keep-alive", f"timeout={KEEP_ALIVE_SECONDS}".encode())
 
 
-class SecurityHeaders(ResponseHeaders):
-    """HEADERS, unless the route set its own (e.g. a stricter CSP)."""
-
-    def added(self, present: set[bytes], started: float) -> list[tuple[bytes, bytes]]:
-        return [(k, v) for k, v in HEADERS.items() if k not in present]
-
-
-class ServerTiming(ResponseHeaders):
-    """``Server-Timing: app;dur=<ms>``: the control plane's own time, without the proxy
-    and the network (the page benchmark reads it; browsers show it)."""
-
-    def added(self, present: set[bytes], started: float) -> list[tuple[bytes, bytes]]:
-        spent = (time.perf_counter() - started) * 1000
-        return [(b"server-timing", f"app;dur={spent:.1f}".encode())]
+def added(present: set[bytes], started: float) -> list[tuple[bytes, bytes]]:
+    """The headers every response gets (the request middleware, ``metrics.Observe``, adds
+    them as the response starts): :data:`HEADERS` unless the route set its own (e.g. a
+    stricter CSP), the keep-alive hint, and ``Server-Timing: app;dur=<ms>``, the control
+    plane's own time without the proxy and the network (the page benchmark reads it)."""
+    found = [(k, v) for k, v in HEADERS.items() if k not in present]
+    if b"keep-alive" not in present:
+        found.append(KEEP_ALIVE_HINT)
+    spent = (time.perf_counter() - started) * 1000
+    found.append((b"server-timing", f"app;dur={spent:.1f}".encode()))
+    return found

@@ -21,6 +21,7 @@ import uvicorn
 from .. import logs
 from ..config import Settings
 from ..errors import StorageError
+from .headers import KEEP_ALIVE_SECONDS
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -57,8 +58,8 @@ def main() -> None:
 
     logs.configure()  # JSON lines (safezone/logs.py); uvicorn's workers get the same below
     reset_multiprocess_dir()  # PROMETHEUS_MULTIPROC_DIR, emptied before any worker starts
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         workers = worker_count(settings.database_url)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -72,6 +73,7 @@ def main() -> None:
     serve = {"host": url.hostname or "127.0.0.1", "port": url.port or 8700,
              "log_level": "info", "log_config": logs.dict_config(),
              "http": "httptools", "loop": "uvloop",
+             "timeout_keep_alive": KEEP_ALIVE_SECONDS,  # announced on every response
              "proxy_headers": False}  # request.client: the TCP peer
     log.info("control plane: %d worker process(es)", workers)
     if workers == 1:

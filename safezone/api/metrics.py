@@ -51,6 +51,7 @@ from ..logs import ACCESS
 from ..models import ExportRequest, ExportStatus, GrantStatus, SessionGrant
 from ..zone import Zone
 from .actions import action
+from .headers import added
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
@@ -211,9 +212,10 @@ def _route(scope: dict) -> str:
 
 
 class Observe:
-    """ASGI middleware: a request id (``X-Request-Id`` on the response), the access line's
-    fields for uvicorn's access logger (:data:`safezone.logs.ACCESS`), and the latency
-    histogram. Must sit inside StripServicePrefix, where the router marks the scope."""
+    """ASGI middleware: a request id (``X-Request-Id`` on the response) and the headers of
+    every response (``headers.added``), the access line's fields for uvicorn's access
+    logger (:data:`safezone.logs.ACCESS`), and the latency histogram. Must sit inside
+    StripServicePrefix, where the router marks the scope."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -234,8 +236,10 @@ class Observe:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 seen(status)
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
+                headers = message.get("headers", [])
+                message = {**message, "headers": [
+                    *headers, (b"x-request-id", request_id.encode()),
+                    *added({name.lower() for name, _ in headers}, started)]}
             await send(message)
 
         try:

@@ -8,6 +8,7 @@ from outside, or type their own token into a kernel.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import replace
 
@@ -21,15 +22,20 @@ def from_notebook_network(settings: Settings, request: Request) -> bool:
     """True when the caller's peer address is in the inside networks (and not excluded)."""
     if not settings.inside_networks or request.client is None:
         return False
+    return _inside(request.client.host, tuple(settings.inside_networks),
+                   tuple(settings.inside_excluded))
+
+
+@functools.lru_cache(maxsize=4096)  # peers repeat: the proxy, the notebooks
+def _inside(host: str, networks: tuple[str, ...], excluded: tuple[str, ...]) -> bool:
     try:
-        peer = ipaddress.ip_address(request.client.host)
+        peer = ipaddress.ip_address(host)
     except ValueError:
         return False
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
         peer = peer.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
-    inside = any(peer in ipaddress.ip_network(n) for n in settings.inside_networks)
-    return inside and not any(peer in ipaddress.ip_network(n)
-                              for n in settings.inside_excluded)
+    inside = any(peer in ipaddress.ip_network(n) for n in networks)
+    return inside and not any(peer in ipaddress.ip_network(n) for n in excluded)
 
 
 def placed(identity: Identity, settings: Settings, request: Request) -> Identity:

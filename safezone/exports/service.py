@@ -14,6 +14,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,10 +25,19 @@ from ..checks.filetypes import sniff
 from ..checks.findings import load_rules
 from ..checks.runner import FileInput, admissible, check_request, is_evidence
 from ..checks.sidecars import attach_evidence, sidecar_of
+from ..clock import as_utc
 from ..errors import Conflict, InvalidInput, NotFound, SafezoneError
-from ..models import AuditEvent, ExportFile, ExportRequest, ExportStatus, VoteDecision
+from ..models import (
+    AuditEvent,
+    ExportFile,
+    ExportRequest,
+    ExportStatus,
+    Membership,
+    VoteDecision,
+)
 from ..permissions import Identity, Subject, allowed, relations, require
 from ..projects import get_project
+from ..read_cache import ReadModel
 from ..standing import standing
 from ..storage.broker import ObjectMissing, ObjectTooLarge
 from ..zone import Zone
@@ -358,8 +368,11 @@ def get_request(zone: Zone, actor: Identity, request_id: str) -> dict[str, Any]:
         return describe(request, actor, seen)
 
 
-def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
-    require("export.list_mine", actor)
+def _load_my_requests(zone: Zone, actor: Identity
+                      ) -> tuple[list[dict[str, Any]], datetime | None]:
+    """The caller's requests as :func:`describe` shows them, and the moment one of the
+    caller's memberships expires (the standing each was described under changes then)."""
+    now = zone.now()
     with zone.sessions() as db:
         rows = db.scalars(select(ExportRequest).where(ExportRequest.requester == actor.name)
                           .options(selectinload(ExportRequest.files),
@@ -373,7 +386,20 @@ def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
                 stood[r.project_id] = subject_of(db, zone, actor, r)
             seen = replace(stood[r.project_id], requester=r.requester, state=r.status.value)
             found.append(describe(r, actor, seen))
-        return found
+        expiries = [as_utc(e) for e in db.scalars(select(Membership.expires_at).where(
+            Membership.user_name == actor.name, Membership.expires_at.is_not(None)))]
+    return found, min((e for e in expiries if e > now), default=None)
+
+
+# a caller's own requests (keyed by the whole identity: where it calls from changes what
+# it reads), kept until one of these tables changes or a membership of theirs expires
+MY_REQUESTS = ReadModel("my_requests", ("export_requests", "export_files", "review_votes",
+                                        "projects", "memberships"), _load_my_requests)
+
+
+def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
+    require("export.list_mine", actor)
+    return zone.reads.read(MY_REQUESTS, zone, actor)
 
 
 def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
