@@ -158,6 +158,14 @@ def relations(actor: Identity, subject: Subject = NOTHING) -> frozenset[str]:
     return frozenset(found)
 
 
+def decided_by(actor: Identity) -> tuple:
+    """Everything about ``actor`` that the rules can tell apart (:func:`relations` and the
+    names they compare): a key under which a caller's permitted view may be kept. Scopes
+    other than the roles' change no decision."""
+    return (actor.name, actor.kind, frozenset(ROLE_SCOPES.values()) & actor.scopes,
+            actor.browser, actor.operator, actor.notebook, actor.inside)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """allowed, or why not: ``reason`` names the message, ``status`` 403 or 409."""

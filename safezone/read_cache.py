@@ -70,9 +70,11 @@ class ReadCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def read(self, model: ReadModel, zone: Any, *args: Hashable) -> Any:
-        """The model's value for ``args``, loaded (here, in this thread) if not held."""
-        key, generation = (model.name, *args), self.feed.generation(model.tables)
+    def read(self, model: ReadModel, zone: Any, *args: Any, key: Hashable = None) -> Any:
+        """The model's value for ``args`` (held under ``key``, by default the arguments),
+        loaded here, in this thread, if not held."""
+        key = (model.name, key if key is not None else args)
+        generation = self.feed.generation(model.tables)
         hit, value = self._lookup(key, generation)
         if hit:
             return value

@@ -127,3 +127,17 @@ def test_while_postgresql_notifications_are_lost_nothing_is_cached(zone):
     listening(zone)
     assert made in [p["name"] for p in projects.list_projects(zone, admin)]
     other.sessions.kw["bind"].dispose()
+
+
+def test_the_catalogue_is_held_once_whatever_host_callers_name(stack):
+    """The report's address follows the caller's Host header, but the entries are held
+    once: a cache keyed by a header anyone sets could be made to grow without bound."""
+    provision(stack, "alice")
+    hosts = [f"h{n}.example" for n in range(5)]
+    for host in hosts:
+        response = stack.api("alice").get("/api/catalogue", headers={"Host": host})
+        assert response.status_code == 200, response.text
+        assert response.json()
+        assert all(e["report"].startswith(f"http://{host}/") for e in response.json())
+    held = [k for k in stack.zone.reads._entries if k[0] == "catalogue"]
+    assert len(held) == 1, held

@@ -73,18 +73,20 @@ def entry(dataset: Dataset, report_url: str) -> dict[str, Any]:
     }
 
 
-def _load_catalogue(zone: Zone, base: str) -> tuple[list[dict[str, Any]], None]:
-    return [entry(d, f"{base}/api/catalogue/{d.name}/report") for d in published(zone)], None
+def _load_catalogue(zone: Zone) -> tuple[list[dict[str, Any]], None]:
+    return [entry(d, "") for d in published(zone)], None
 
 
-# the catalogue as listed from one API address, kept until the datasets table changes
+# the catalogue's entries, kept until the datasets table changes (the report's address is
+# the caller's, added per call: a cache keyed by a Host header could be made to grow)
 CATALOGUE = ReadModel("catalogue", ("datasets",), _load_catalogue)
 
 
 def list_catalogue(zone: Zone, actor: Identity, base: str) -> list[dict[str, Any]]:
     """Every published dataset with its entry; ``base`` is the API's address."""
     require("catalogue.read", actor)
-    return zone.reads.read(CATALOGUE, zone, base)
+    return [{**e, "report": f"{base}/api/catalogue/{e['name']}/report"}
+            for e in zone.reads.read(CATALOGUE, zone)]
 
 
 def public_report(zone: Zone, actor: Identity, name: str) -> str:

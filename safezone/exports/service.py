@@ -35,7 +35,7 @@ from ..models import (
     Membership,
     VoteDecision,
 )
-from ..permissions import Identity, Subject, allowed, relations, require
+from ..permissions import Identity, Subject, allowed, decided_by, relations, require
 from ..projects import get_project
 from ..read_cache import ReadModel
 from ..standing import standing
@@ -391,15 +391,16 @@ def _load_my_requests(zone: Zone, actor: Identity
     return found, min((e for e in expiries if e > now), default=None)
 
 
-# a caller's own requests (keyed by the whole identity: where it calls from changes what
-# it reads), kept until one of these tables changes or a membership of theirs expires
+# a caller's own requests as the rules let them see them (kept under what the rules can
+# tell apart about the caller: where it calls from changes what it reads), until one of
+# these tables changes or a membership of theirs expires
 MY_REQUESTS = ReadModel("my_requests", ("export_requests", "export_files", "review_votes",
                                         "projects", "memberships"), _load_my_requests)
 
 
 def my_requests(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
     require("export.list_mine", actor)
-    return zone.reads.read(MY_REQUESTS, zone, actor)
+    return zone.reads.read(MY_REQUESTS, zone, actor, key=decided_by(actor))
 
 
 def review_queue(zone: Zone, actor: Identity) -> list[dict[str, Any]]:
