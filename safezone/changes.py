@@ -8,7 +8,10 @@ under generation *g* (read before the query) is stale once the generation is not
 - On PostgreSQL every commit that wrote also sends ``NOTIFY safezone_changes`` with the
   tables (delivered when it commits), and each process's listener bumps them: other
   workers, replicas and the CLI's writes reach every cache within milliseconds. While the
-  listener is not connected the feed is *unreliable* and caches must not be used.
+  listener is not connected, or has not proved its connection alive (a query every
+  second) for three seconds, the feed is *unreliable* and caches are not used.
+- A statement that may write but names no table plainly (a ``MERGE``, DDL, a writing
+  CTE) moves every table on; so does a migration (:func:`announce_everything`).
 - SQLite zones run one control-plane process; other processes' commits (the CLI) are
   seen through ``PRAGMA data_version``, which bumps every table.
 """
@@ -31,8 +34,33 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "safezone_changes"
 WRITTEN = "safezone_tables_written"  # key in a DBAPI connection's info
-_WRITE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)", re.IGNORECASE)
+EVERYTHING = "*"  # a write whose tables are not known: every table moves on
 RECONNECT_SECONDS = 1.0
+HEARTBEAT_SECONDS = 1.0  # the listener proves its connection alive this often
+STALE_SECONDS = 3.0  # ... and past this without proof, nothing is cached
+# TCP keepalives, so a listener whose network went silently away reconnects
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+              "keepalives_count": 3, "tcp_user_timeout": 10_000}
+
+_COMMENTS = re.compile(r"^\s*(?:(?:/\*.*?\*/|--[^\n]*(?:\n|$))\s*)*", re.DOTALL)
+_DML = re.compile(r"(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:ONLY\s+)?"
+                  r"(?:\"?\w+\"?\.)?\"?(\w+)", re.IGNORECASE)
+_READS = ("SELECT", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "SET", "SHOW",
+          "PRAGMA", "LISTEN", "EXPLAIN", "VALUES")
+_WRITES = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE|TRUNCATE)\b", re.IGNORECASE)
+
+
+def written_table(statement: str) -> str | None:
+    """The table ``statement`` writes, :data:`EVERYTHING` when it may write but names no
+    table plainly (``MERGE``, DDL, a CTE that writes), or None for a read."""
+    body = _COMMENTS.sub("", statement, count=1)
+    head = body[:10].upper()
+    if head.startswith(_READS):
+        return None
+    if head.startswith("WITH"):
+        return EVERYTHING if _WRITES.search(body) else None
+    found = _DML.match(body)
+    return found.group(1).lower() if found else EVERYTHING
 
 
 class ChangeFeed:
@@ -46,6 +74,7 @@ class ChangeFeed:
         self._lock = threading.Lock()
         self._committed = threading.local()  # tables of a commit in flight in this thread
         self._listening = False
+        self._alive = 0.0  # when the listener last proved its connection (monotonic)
         self._listener: threading.Thread | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_version: int | None = None
@@ -56,9 +85,9 @@ class ChangeFeed:
     # -- recording writes ------------------------------------------------------------
     @staticmethod
     def _seen(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        found = _WRITE.match(statement)
-        if found:
-            conn.info.setdefault(WRITTEN, set()).add(found.group(1).lower())
+        table = written_table(statement)
+        if table:
+            conn.info.setdefault(WRITTEN, set()).add(table)
 
     def _committing(self, conn: Any) -> None:
         tables = conn.info.pop(WRITTEN, None)
@@ -84,7 +113,10 @@ class ChangeFeed:
     def bump(self, tables: Iterable[str]) -> None:
         with self._lock:
             for table in tables:
-                self._tables[table] += 1
+                if table == EVERYTHING:
+                    self._everything += 1
+                else:
+                    self._tables[table] += 1
 
     def bump_everything(self) -> None:
         with self._lock:
@@ -95,7 +127,7 @@ class ChangeFeed:
         """The tables' generation, or None when changes could be missed (no caching)."""
         if self.dialect == "postgresql":
             self._listen()
-            if not self._listening:
+            if not self._listening or time.monotonic() - self._alive > STALE_SECONDS:
                 return None
         elif self.dialect == "sqlite":
             self._poll_sqlite()
@@ -127,12 +159,15 @@ class ChangeFeed:
             hide_password=False)
         while True:
             try:
-                with psycopg.connect(url, autocommit=True) as conn:
+                with psycopg.connect(url, autocommit=True, **KEEPALIVES) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.bump_everything()  # whatever happened while not listening
-                    self._listening = True
-                    for note in conn.notifies():
-                        self.bump(note.payload.split(","))
+                    self._alive, self._listening = time.monotonic(), True
+                    while True:  # notifications that come meanwhile wait in a backlog
+                        for note in conn.notifies(timeout=HEARTBEAT_SECONDS):
+                            self.bump(note.payload.split(","))
+                        conn.execute("SELECT 1")  # the server still hears us
+                        self._alive = time.monotonic()
             except Exception as exc:  # the server restarted, the network went away
                 log.warning("change feed: not listening (%s); reads go uncached",
                             str(exc)[:200])
@@ -150,3 +185,11 @@ def follow(engine: Engine, sessions: Any) -> ChangeFeed:
 
     event.listen(sessions, "after_commit", after_commit)
     return feed
+
+
+def announce_everything(engine: Engine) -> None:
+    """Tell every process's feed that any table may have changed (after a migration, which
+    runs on an engine of its own)."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{EVERYTHING}')")

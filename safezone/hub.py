@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from urllib.parse import quote
 
 import httpx
+from cachetools import TTLCache
 
 from .errors import NotAuthenticated, PermissionDenied
 from .permissions import Identity
 
 log = logging.getLogger(__name__)
 TOKEN_CACHE_SECONDS = 5.0
+TOKEN_CACHE_ENTRIES = 50_000
 # only the token JupyterHub gives a notebook server carries access to one named server
 SERVER_SCOPE = "access:servers!server="
 
@@ -25,7 +28,10 @@ class HubClient:
         self.api_url = api_url.rstrip("/")
         self.service_token = service_token
         self.service_name = service_name
-        self._cache: dict[str, tuple[float, Identity]] = {}
+        # the hub's answers of the last few seconds, bounded (anyone may mint many tokens)
+        self._cache: TTLCache[str, Identity] = TTLCache(TOKEN_CACHE_ENTRIES,
+                                                        TOKEN_CACHE_SECONDS, time.monotonic)
+        self._cache_lock = threading.Lock()
         self._http = httpx.Client(timeout=10)
 
     def identify(self, token: str) -> Identity:
@@ -51,15 +57,14 @@ class HubClient:
                             browser=bool(model.get("session_id")),
                             operator=bool(model.get("admin")),
                             notebook=any(s.startswith(SERVER_SCOPE) for s in scopes))
-        self._cache[key] = (time.monotonic(), identity)
+        with self._cache_lock:
+            self._cache[key] = identity
         return identity
 
     def known(self, token: str) -> Identity | None:
         """Who holds ``token`` if the hub said so in the last few seconds (no call)."""
-        cached = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
-        if cached and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
-            return cached[1]
-        return None
+        with self._cache_lock:
+            return self._cache.get(hashlib.sha256(token.encode()).hexdigest())
 
     def _may_access_service(self, scopes: frozenset[str]) -> bool:
         return bool({"access:services", f"access:services!service={self.service_name}"}

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
-from .changes import follow
+from .changes import announce_everything, follow
 from .clock import Clock
 from .config import Settings
 from .db import make_engine, migrate, session_factory, take_write_turn
@@ -52,6 +52,8 @@ class Zone:
         if run_migrations:
             migrate(settings.database_url)
         engine = make_engine(settings.database_url)
+        if run_migrations:  # other processes' read models may hold what it changed
+            announce_everything(engine)
         namespaces = None
         if settings.kubernetes:
             from .kube.provision import ProjectNamespaces

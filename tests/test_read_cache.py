@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from safezone import projects
 from safezone.permissions import ADMIN_SCOPE, Identity
@@ -141,3 +141,113 @@ def test_the_catalogue_is_held_once_whatever_host_callers_name(stack):
         assert all(e["report"].startswith(f"http://{host}/") for e in response.json())
     held = [k for k in stack.zone.reads._entries if k[0] == "catalogue"]
     assert len(held) == 1, held
+
+
+def test_a_write_in_any_form_of_sql_moves_the_lists_on(zone):
+    """A statement with a leading comment, a schema-qualified table or a writing CTE still
+    counts as a write of its table (or of every table)."""
+    model = ReadModel("forms-test", ("projects",), lambda z: (object(), None))
+    listening(zone)
+    for statement in ("/* note */ UPDATE projects SET title = title",
+                      "-- note\nUPDATE ONLY projects SET title = title"
+                      if zone.reads.feed.dialect == "postgresql" else
+                      "-- note\nUPDATE main.projects SET title = title",
+                      "WITH t AS (SELECT 1) UPDATE projects SET title = title"):
+        before = zone.reads.read(model, zone)
+        with zone.sessions() as db, db.begin():
+            db.execute(text(statement))
+        assert zone.reads.read(model, zone) is not before, statement
+
+
+class _Blackhole:
+    """A TCP relay to PostgreSQL whose existing connections can be made to go silent (a
+    network path lost without a reset: a failover, a partition, a NAT timeout)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port, self.upstream = self.server.getsockname()[1], port
+        self.pairs: list = []
+        self.silent: set = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            client, _ = self.server.accept()
+            pair = (client, socket.create_connection(("127.0.0.1", self.upstream)))
+            self.pairs.append(pair)
+            for a, b in (pair, pair[::-1]):
+                threading.Thread(target=self._pump, args=(a, b, pair), daemon=True).start()
+
+    def _pump(self, a, b, pair) -> None:
+        import time
+
+        while True:
+            try:
+                data = a.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            while pair in self.silent:
+                time.sleep(0.05)  # held, never closed
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def silence(self) -> None:
+        self.silent |= set(self.pairs)
+
+
+def test_a_listener_cut_off_silently_stops_the_cache(tmp_path):
+    """The listener's network goes silent (no reset): within seconds nothing is served
+    from memory, so another replica's change (a rejection) shows."""
+    from sqlalchemy.engine import make_url
+
+    from safezone.config import Settings, StorageSettings
+    from safezone.db import make_engine, migrate, session_factory
+    from safezone.hub import HubClient
+    from safezone.models import Membership, MembershipStatus, Project, ProjectStatus
+
+    from .support import fresh_database_url
+
+    url = fresh_database_url(tmp_path)
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL pass only: SQLite zones have no listener")
+    migrate(url)
+
+    def zone_at(address: str) -> Zone:
+        storage = StorageSettings(endpoint="127.0.0.1:1", public_endpoint="http://127.0.0.1:1",
+                                  root_user="unused", root_password="unused-unused")
+        return Zone(settings=Settings(database_url=address, storage=storage),
+                    sessions=session_factory(make_engine(address)), broker=None,
+                    hub=HubClient("http://127.0.0.1:1/hub/api", ""))
+
+    relay = _Blackhole(make_url(url).port or 5432)
+    cut_off = zone_at(make_url(url).set(host="127.0.0.1", port=relay.port)
+                      .render_as_string(hide_password=False))
+    other = zone_at(url)
+    carol = Identity("carol", "user", frozenset({"access:services"}))
+    with other.sessions() as db, db.begin():
+        project = Project(name="p1", title="t", status=ProjectStatus.ACTIVE,
+                          created_at=other.now(), created_by="admin")
+        db.add(project)
+        db.flush()
+        db.add(Membership(project_id=project.id, user_name="carol",
+                          status=MembershipStatus.REQUESTED, requested_at=other.now()))
+    listening(cut_off)
+    assert [p["name"] for p in projects.list_projects(cut_off, carol)] == ["p1"]
+    relay.silence()
+    cut_off.sessions.kw["bind"].dispose()  # its pool reconnects (through fresh relays)
+    with other.sessions() as db, db.begin():
+        db.scalar(select(Membership)).status = MembershipStatus.REJECTED
+    took = wait_until(lambda: projects.list_projects(cut_off, carol) == [], timeout=10,
+                      interval=0.2)
+    print(f"\nread cache: a silently cut-off listener stopped the cache after {took:.1f} s")
+    assert cut_off.reads.feed.generation(("projects",)) is None
