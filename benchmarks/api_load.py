@@ -42,7 +42,6 @@ from tests.support import (
     unique,
 )
 
-
 # clients start one after another over this long (as locust's spawn rate does), on both
 # targets alike: 200 connections opened in the same millisecond all land on whichever
 # worker process wakes first (it accepts the whole queue), which no zone's traffic does
