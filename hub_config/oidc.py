@@ -10,7 +10,11 @@ with the zone's rules (policies/identity.yaml, read by safezone/idp_policy.py):
 - a login without an accepted ``acr``/``amr`` second factor is refused (403, ko/en);
 - the groups claim is mapped to Safezone roles and replaces the user's hub groups at each
   login; a person in no mapped group is refused (policy ``unmapped``);
-- the user name claim goes through ``safezone.idp_names.safezone_name``.
+- the user name claim goes through ``safezone.idp_names.safezone_name``;
+- the first login with a Safezone name binds the name to the provider's ``sub``
+  (``safezone.idp_subjects``, in the hub's database); a later login mapping to that name
+  with another ``sub`` (the username or e-mail given to someone else) is refused (403,
+  ko/en) before any user, token or cookie is made, and recorded as a denied login.
 
 Environment (the Helm chart sets it from ``hub.oidc``):
 ``SAFEZONE_OIDC_ISSUER``, ``SAFEZONE_OIDC_CLIENT_ID``, ``SAFEZONE_OIDC_CLIENT_SECRET_FILE``
@@ -28,6 +32,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -39,8 +44,10 @@ from oauthenticator.oauth2 import OAuthCallbackHandler
 from tornado import web
 from traitlets import List, Unicode
 
+from safezone import idp_subjects
 from safezone.idp_names import safezone_name
 from safezone.idp_policy import IdentityPolicy, load_identity_policy
+from safezone.records.hub_hook import report_refused
 from spawner.demo_auth import peer_address
 
 # ID-token signatures the hub accepts: asymmetric only (never "none", never HMAC).
@@ -107,6 +114,14 @@ class CallbackHandler(OAuthCallbackHandler):
             self.log.error("%s failed: %s", where, typ.__name__, exc_info=(typ, value, tb))
 
 
+class SubjectTaken(web.HTTPError):
+    """403: the login's Safezone name is bound to another subject of the provider."""
+
+    def __init__(self, message: str, name: str, subject: str) -> None:
+        super().__init__(403, message)
+        self.name, self.subject = name, subject
+
+
 class SafezoneOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator with verified ID tokens, MFA, the role mapping and safe names."""
 
@@ -136,7 +151,29 @@ class SafezoneOIDCAuthenticator(GenericOAuthenticator):
         if peer and any(peer in ipaddress.ip_network(n) for n in self.refused_networks):
             self.log.warning("login refused from the notebook network (%s)", peer)
             return None
-        return await super().authenticate(handler, data, **kwargs)
+        try:
+            return await super().authenticate(handler, data, **kwargs)
+        except SubjectTaken as refused:
+            await report_refused(self, handler, refused.name, "idp_subject", refused.subject)
+            raise
+
+    def _hub_db(self):
+        """The hub's database session (the bindings' table is made at first use)."""
+        db = self.parent.db
+        if not getattr(self, "_subjects_ready", False):
+            idp_subjects.ensure_table(db)
+            self._subjects_ready = True
+        return db
+
+    def _check_subject(self, name: str, user_info: Mapping[str, Any]) -> None:
+        """Bind ``name`` to this login's subject at its first login; refuse another."""
+        subject = str(user_info.get("sub") or "")
+        binding = idp_subjects.bind(self._hub_db(), name, self.issuer, subject,
+                                    datetime.now(UTC))
+        if not binding.belongs_to(self.issuer, subject):
+            self.log.warning("login as %s refused: the name belongs to another subject of "
+                             "the identity provider (bound %s)", name, binding.bound_at)
+            raise SubjectTaken(self.policy.messages["subject_taken"], name, subject)
 
     async def _signing_key(self, id_token: str) -> jwt.PyJWK:
         kid = jwt.get_unverified_header(id_token).get("kid")
@@ -189,7 +226,8 @@ class SafezoneOIDCAuthenticator(GenericOAuthenticator):
         return [g for g in value if isinstance(g, str)] if isinstance(value, list) else []
 
     async def update_auth_model(self, auth_model):
-        """Refuse a login without a second factor or without a mapped group (403, ko/en)."""
+        """Refuse a login without a second factor, without a mapped group, or whose name
+        belongs to another subject of the provider (403, ko/en)."""
         user_info = auth_model["auth_state"][self.user_auth_state_key]
         if not self.policy.second_factor(user_info):
             self.log.warning("login of %s refused: no second factor", auth_model["name"])
@@ -197,6 +235,7 @@ class SafezoneOIDCAuthenticator(GenericOAuthenticator):
         if self.policy.roles(self._idp_groups(user_info)) is None:
             self.log.warning("login of %s refused: in no mapped group", auth_model["name"])
             raise web.HTTPError(403, self.policy.messages["not_permitted"])
+        self._check_subject(auth_model["name"], user_info)
         return auth_model
 
     async def get_user_groups(self, auth_state):

@@ -95,9 +95,10 @@ class ChangeFeed:
             return
         pending = getattr(self._committed, "tables", None)
         self._committed.tables = tables if pending is None else pending | tables
-        if self.dialect == "postgresql":
-            driver = conn.connection.driver_connection
-            driver.execute("SELECT pg_notify(%s, %s)", (CHANNEL, ",".join(sorted(tables))))
+        if self.dialect == "postgresql":  # through SQLAlchemy: a lost connection is its
+            # error (a 503, the connection invalidated), not the driver's raw one (a 500)
+            conn.exec_driver_sql("SELECT pg_notify(%(channel)s, %(tables)s)",
+                                 {"channel": CHANNEL, "tables": ",".join(sorted(tables))})
 
     @staticmethod
     def _rolled_back(conn: Any) -> None:

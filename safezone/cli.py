@@ -223,12 +223,17 @@ def _steward(name: str):
 
 
 def _steward_zone():
+    """The zone with the control plane's settings; its access-like audit events (raw
+    uploads, de-identification runs) become access records, as in the control plane."""
     from .config import Settings
     from .errors import SafezoneError
+    from .records import sources as record_sources
     from .zone import Zone
 
     try:
-        return Zone.from_settings(Settings.from_env())
+        zone = Zone.from_settings(Settings.from_env())
+        record_sources.install(zone)
+        return zone
     except SafezoneError as exc:
         raise CliError(exc.message) from None
     except ValueError as exc:  # a setting that must not start the zone (config.py)

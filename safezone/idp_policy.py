@@ -71,7 +71,7 @@ def load_identity_policy(path: Path | None = None) -> IdentityPolicy:
         raise ValueError(f"{path}: unmapped must be one of {UNMAPPED}, not {unmapped!r}")
     mfa = data.get("mfa") or {}
     messages = data.get("messages") or {}
-    for key in ("no_mfa", "not_permitted"):
+    for key in ("no_mfa", "not_permitted", "subject_taken"):
         if not messages.get(key):
             raise ValueError(f"{path}: messages.{key} is missing")
     policy = IdentityPolicy(groups, unmapped, bool(mfa.get("required", True)),

@@ -17,7 +17,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,8 @@ REALM_FILE = Path(__file__).with_name("keycloak-realm.json")
 REALM = "safezone"
 CLIENT_ID = "safezone-hub"
 BUILD_HINT = "run scripts/keycloak.sh (make test does) and have Java 21+ in /usr/lib/jvm"
+OTP_CREDENTIAL_DATA = json.dumps({"subType": "totp", "digits": 6, "counter": 0, "period": 30,
+                                  "algorithm": "HmacSHA1"})
 
 
 def java_home() -> Path | None:
@@ -107,6 +109,43 @@ class Keycloak:
                    f"{self.group_id(admin, group)}"
             (admin.put if member else admin.delete)(path).raise_for_status()
 
+    def add_user(self, username: str, groups: list[str]) -> KeycloakUser:
+        """A new person (password and TOTP second factor, e-mail = username) in ``groups``,
+        made through the admin API's partial import, as the realm's users were."""
+        user = KeycloakUser(username, secrets.token_urlsafe(12),
+                            base64.b32encode(secrets.token_hex(10).encode()).decode())
+        entry = {"username": username, "email": username, "emailVerified": True,
+                 "firstName": "New", "lastName": "Person", "enabled": True, "groups": groups,
+                 "credentials": [{"type": "password", "value": "", "temporary": False},
+                                 {"type": "otp", "userLabel": "phone", "secretData": "",
+                                  "credentialData": OTP_CREDENTIAL_DATA}]}
+        _fill_credentials(entry, user)
+        with self.admin() as admin:
+            admin.post("/partialImport", json={"ifResourceExists": "FAIL",
+                                               "users": [entry]}).raise_for_status()
+        self.users[username] = user
+        return user
+
+    def rename_user(self, username: str, new_name: str) -> None:
+        """Give a person another username and e-mail (their ``sub`` stays): the old ones
+        are free for someone else."""
+        with self.admin() as admin:
+            realm_url = str(admin.base_url).rstrip("/")
+            realm = admin.get(realm_url).json()
+            if not realm.get("editUsernameAllowed"):
+                admin.put(realm_url, json={"realm": REALM, "editUsernameAllowed": True}
+                          ).raise_for_status()
+            user_id = self.user_id(admin, username)
+            found = admin.get(f"/users/{user_id}").json()
+            admin.put(f"/users/{user_id}", json={**found, "username": new_name,
+                                                 "email": new_name}).raise_for_status()
+        self.users[new_name] = replace(self.users.pop(username), username=new_name)
+
+    def subject(self, username: str) -> str:
+        """The person's ``sub`` (Keycloak's user id)."""
+        with self.admin() as admin:
+            return self.user_id(admin, username)
+
     def set_client_secret(self, secret: str) -> None:
         with self.admin() as admin:
             clients = admin.get("/clients", params={"clientId": CLIENT_ID}).json()
@@ -127,18 +166,22 @@ def _private_home(tmp_dir: Path) -> Path:
     return home
 
 
+def _fill_credentials(entry: dict, user: KeycloakUser) -> None:
+    """A user entry's password and TOTP seed, as Keycloak imports them."""
+    for credential in entry["credentials"]:
+        if credential["type"] == "password":
+            credential["value"] = user.password
+        elif credential["type"] == "otp":
+            raw = base64.b32decode(user.totp_seed).decode()  # Keycloak keeps the raw key
+            credential["secretData"] = json.dumps({"value": raw})
+
+
 def _realm(redirect_uri: str, client_secret: str, users: dict[str, KeycloakUser]) -> dict:
     realm = json.loads(REALM_FILE.read_text())
     client = next(c for c in realm["clients"] if c["clientId"] == CLIENT_ID)
     client["secret"], client["redirectUris"] = client_secret, [redirect_uri]
     for entry in realm["users"]:
-        user = users[entry["username"]]
-        for credential in entry["credentials"]:
-            if credential["type"] == "password":
-                credential["value"] = user.password
-            elif credential["type"] == "otp":
-                raw = base64.b32decode(user.totp_seed).decode()  # Keycloak keeps the raw key
-                credential["secretData"] = json.dumps({"value": raw})
+        _fill_credentials(entry, users[entry["username"]])
     return realm
 
 

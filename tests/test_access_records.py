@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +21,9 @@ from safezone.permissions import ADMIN_SCOPE, Identity
 from safezone.records import chain, report, sources
 
 from .support import (
+    PIPELINE_KEY,
     RECORDS_TOKEN,
+    TINY_RECIPE,
     ZONE_NET,
     ThreadedServer,
     browser_session,
@@ -27,7 +31,9 @@ from .support import (
     issue_grant,
     notebook_s3,
     provision,
+    steward_env,
     submit_and_wait,
+    unique,
     wait_until,
 )
 
@@ -93,6 +99,23 @@ def test_a_login_is_recorded_with_the_address_the_hub_saw(stack):
     assert logins, "the login was not recorded"
     assert logins[0]["source"] == "127.0.0.1"
     assert logins[0]["detail"]["via"] == "hub"
+
+
+def test_a_refused_login_is_recorded_as_denied_and_only_for_known_reasons(stack):
+    spawner = stack.api("spawner")
+    before = count_records(stack.zone)
+    odd = spawner.post("/api/records/logins", json={
+        "user": "grace", "source": "198.51.100.9", "refused": "felt-like-it"})
+    assert odd.status_code == 422 and count_records(stack.zone) == before
+    refused = spawner.post("/api/records/logins", json={
+        "user": "grace", "source": "198.51.100.9", "refused": "idp_subject",
+        "subject": "0f6c-other-person"})
+    assert refused.status_code == 201, refused.text
+    found = [r for r in records(stack, action="login", account="grace")
+             if r["source"] == "198.51.100.9"]
+    assert [r["outcome"] for r in found] == ["denied"]
+    assert found[0]["detail"]["refused"] == "idp_subject"
+    assert found[0]["detail"]["idp_subject"] == "0f6c-other-person"
 
 
 def test_the_webhook_refuses_without_its_token_and_writes_nothing(stack):
@@ -359,3 +382,78 @@ def test_a_forged_source_address_is_not_believed(stack):
     listed = done.json()["unusual"]["unverified_source"]
     assert [r["seq"] for r in listed if r["seq"] in (truth.seq, claimed.seq)] == [claimed.seq]
     assert "unverified source" in done.json()["summary"]
+
+
+def _cli(zone, *args: str) -> subprocess.CompletedProcess:
+    """``safezone …`` as a data steward runs it inside the zone (its own process)."""
+    done = subprocess.run([sys.executable, "-m", "safezone.cli", *args], env=steward_env(zone),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_stewards_deid_run_reads_are_recorded_as_the_steward(stack, tmp_path):
+    """``safezone deid upload`` and ``deid run`` from the CLI: MinIO's records of the raw
+    object's reads (by the run's own identity) name the steward and the raw dataset, not
+    a MinIO key, and the upload and the run's start are records of the steward too."""
+    raw, output = unique("raw-steward"), unique("deid-steward")
+    (tmp_path / "in.csv").write_bytes(b"id,age\n1,40\n2,41\n3,42\n")
+    (tmp_path / "recipe.yaml").write_text(TINY_RECIPE)
+    (tmp_path / "key").write_bytes(PIPELINE_KEY)
+    _cli(stack.zone, "deid", "upload", str(tmp_path / "in.csv"), "--to", f"{raw}/in.csv",
+         "--steward", "steward")
+    _cli(stack.zone, "deid", "run", "--recipe", str(tmp_path / "recipe.yaml"), "--input",
+         f"{raw}/in.csv", "--dataset", output, "--key-file", str(tmp_path / "key"),
+         "--steward", "steward")
+
+    def raw_reads() -> list[dict]:
+        return [r for r in records(stack, action="object.read") if r["dataset"] == raw]
+
+    wait_until(lambda: len(raw_reads()) >= 2, timeout=20, interval=0.2)  # CSV: two passes
+    reads = raw_reads()
+    assert {r["account"] for r in reads} == {"steward"}, reads
+    started = [r for r in records(stack, action="deid.run_started", account="steward")
+               if r["dataset"] == raw]
+    assert len(started) == 1 and started[0]["target"] == "in.csv"
+    run_key = started[0]["detail"]["access_key"]
+    assert run_key.startswith("SZP") and started[0]["detail"]["output"] == output
+    for read in reads:
+        assert read["target"] == "in.csv" and read["outcome"] == "ok"
+        assert read["detail"]["access_key"] == run_key
+        assert read["detail"]["deid_output"] == output and read["project"] == ""
+    assert not [r for r in records(stack, account=f"minio:{run_key}")]
+    uploaded = [r for r in records(stack, action="dataset.raw_uploaded", account="steward")
+                if r["dataset"] == raw]
+    assert uploaded and uploaded[0]["target"] == "in.csv"
+    assert stack.api("admin").get("/api/records/verify").json()["intact"]
+
+
+def test_the_admin_page_lists_reads_from_an_unverified_source(stack):
+    """A read whose source MinIO took from a header the client sent (X-Real-Ip) is listed
+    on the administrators' page, in either language; a researcher, a reviewer and a
+    steward are refused the page and see none of it."""
+    target = unique("posed-object")
+    entry = {"time": datetime.now(UTC).isoformat(), "requestID": unique("REQ")[:16],
+             "accessKey": "unverified-probe", "remotehost": "10.9.9.77",
+             "requestHeader": {"X-Real-Ip": "10.9.9.77"},
+             "api": {"name": "GetObject", "bucket": "deid-unverified", "object": target,
+                     "statusCode": 200, "tx": 5}}
+    posted = httpx.post(f"{stack.control_plane.url}/api/records/minio", json=entry,
+                        headers={"Authorization": RECORDS_TOKEN}, timeout=10)
+    assert posted.status_code == 200 and posted.json() == {"recorded": 1}, posted.text
+    month = local(stack.zone.now()).strftime("%Y-%m")
+    admin = browser_session(stack, "admin")
+    for language, heading in (("en", "Reads from an unverified source address"),
+                              ("ko", "접속 주소가 확인되지 않은 읽기")):
+        page = admin.get("pages/admin/records", params={"month": month},
+                         headers={"Accept-Language": language})
+        assert page.status_code == 200, page.text[:300]
+        assert 'id="unverified-h"' in page.text and heading in page.text
+        table = page.text.split('id="unverified"', 1)[1].split("</table>", 1)[0]
+        assert target in table and "unverified:10.9.9.77" in table
+    for user in ("bob", "reviewer", "steward"):
+        refused = browser_session(stack, user).get("pages/admin/records",
+                                                   params={"month": month})
+        assert refused.status_code == 403
+        assert target not in refused.text and "unverified:10.9.9.77" not in refused.text
+        assert "unverified-h" not in refused.text

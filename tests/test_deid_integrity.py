@@ -128,7 +128,7 @@ def test_pipeline_identity_reaches_only_its_input_and_output(zone, minio):
     neighbour = unique("deid-neighbour")
     attested_dataset(zone, neighbour, TABLE)
     datasets.register_dataset(zone, STEWARD, output, "deidentified")
-    with pipeline.pipeline_identity(zone, raw, "in.csv", output) as client:
+    with pipeline.pipeline_identity(zone, STEWARD, raw, "in.csv", output) as client:
         assert client.get_object(raw, "in.csv").read() == TABLE
         client.put_object(output, "probe", io.BytesIO(b"x"), 1)
         denied(client.get_object, raw, "second.csv")

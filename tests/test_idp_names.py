@@ -83,9 +83,10 @@ def test_second_factor_claims():
 
 def test_malformed_policy_is_refused(tmp_path: Path):
     bad = tmp_path / "identity.yaml"
-    bad.write_text("groups: {x: superuser}\nmessages: {no_mfa: a, not_permitted: b}\n")
+    messages = "messages: {no_mfa: a, not_permitted: b, subject_taken: c}\n"
+    bad.write_text("groups: {x: superuser}\n" + messages)
     with pytest.raises(ValueError, match="unknown Safezone role"):
         load_identity_policy(bad)
-    bad.write_text("mfa: {required: true}\nmessages: {no_mfa: a, not_permitted: b}\n")
+    bad.write_text("mfa: {required: true}\n" + messages)
     with pytest.raises(ValueError, match="acr or amr"):
         load_identity_policy(bad)

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from safezone.config import REPO_ROOT
 from safezone.idp_names import safezone_name
 from safezone.local.processes import ManagedProcess, free_port
 from safezone.local.services import start_hub
+from safezone.models import AccessRecord
+from safezone.zone import Zone
 
 from . import keycloak as kc
 from .support import (
@@ -61,6 +64,7 @@ class OIDCHub:
     url: str
     process: ManagedProcess
     state_dir: Path
+    zone: Zone
 
     def db(self, query: str, *args) -> list[tuple]:
         with sqlite3.connect(f"file:{self.state_dir / 'jupyterhub.sqlite'}?mode=ro",
@@ -125,7 +129,7 @@ def oidc_hub(tmp_path_factory, minio, keycloak, keycloak_hub_port) -> Iterator[O
         **oidc_env(hub_url, hub_api_port, keycloak, secret_file),
     }
     hub = start_hub(env, tmp / "hub", hub_url, tmp / "hub.log")
-    yield OIDCHub(hub_url, hub, tmp / "hub")
+    yield OIDCHub(hub_url, hub, tmp / "hub", zone)
     hub.stop(timeout=20)
     control_plane.stop()
 
@@ -239,6 +243,56 @@ def test_group_removed_in_the_idp_removes_the_role_at_next_login(oidc_hub, keycl
         assert identity["name"] == name and identity["reviewer"] is False
     finally:
         keycloak.set_membership(CAROL, "research-reviewers", member=True)
+
+
+def logins_of(hub: OIDCHub, name: str) -> list[AccessRecord]:
+    """The access records of logins as ``name`` (the hub reports them)."""
+    with hub.zone.sessions() as db:
+        return list(db.scalars(select(AccessRecord).where(
+            AccessRecord.action == "login", AccessRecord.account == name)
+            .order_by(AccessRecord.seq)))
+
+
+def test_a_name_given_to_another_person_of_the_idp_is_refused(oidc_hub, keycloak):
+    """The first login with a name binds it to the IdP's ``sub``. The institution then
+    renames that person and gives their username and e-mail to someone else (another
+    ``sub``): the newcomer is refused (403, ko/en), gets nothing of the account (no user,
+    token, cookie or session), and the refusal is an access record; the first person's
+    binding stays."""
+    first_name = "erin@uni.ac.kr"
+    name = safezone_name(first_name)
+    keycloak.add_user(first_name, ["researchers"])
+    first_sub = keycloak.subject(first_name)
+    _, done = login(oidc_hub, keycloak, first_name)
+    assert done.status_code == 302, done.text[:500]
+    assert name in oidc_hub.users()
+    assert oidc_hub.db("SELECT subject FROM safezone_idp_subjects WHERE name = ?",
+                       name) == [(first_sub,)]
+
+    keycloak.rename_user(first_name, "erin.kim@uni.ac.kr")
+    keycloak.add_user(first_name, ["researchers", "research-reviewers"])
+    newcomer_sub = keycloak.subject(first_name)
+    assert newcomer_sub != first_sub
+    before = oidc_hub.footprint()
+    groups_before = oidc_hub.groups_of(name)
+    newcomer, refused = login(oidc_hub, keycloak, first_name)
+    assert refused.status_code == 403, refused.text[:500]
+    assert "already belongs to another person" in refused.text
+    assert "다른 사람에게 이미 연결" in refused.text
+    assert name not in refused.text  # not even the account's name is shown
+    assert oidc_hub.footprint() == before  # no user, token, code or cookie made
+    assert oidc_hub.groups_of(name) == groups_before  # her roles did not reach the account
+    assert newcomer.get("/hub/home").status_code == 302  # no hub session
+    assert newcomer.get(f"/user/{name}/").status_code in (302, 403, 404)
+    assert oidc_hub.db("SELECT subject FROM safezone_idp_subjects WHERE name = ?",
+                       name) == [(first_sub,)]
+    denied = [r for r in logins_of(oidc_hub, name) if r.outcome == "denied"]
+    assert len(denied) == 1
+    assert denied[0].detail["refused"] == "idp_subject"
+    assert denied[0].detail["idp_subject"] == newcomer_sub
+    assert denied[0].source == "127.0.0.1"
+    log = (oidc_hub.state_dir.parent / "hub.log").read_text(errors="replace")
+    assert f"login as {name} refused: the name belongs to another subject" in log
 
 
 def test_password_api_login_is_not_possible_with_oidc(oidc_hub, keycloak):

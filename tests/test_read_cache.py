@@ -33,12 +33,16 @@ def names(stack, user: str) -> list[str]:
 def test_lists_come_from_memory_and_a_write_shows_at_once(stack):
     provision(stack, "alice")
     listening(stack.zone)
-    for route in ("/api/projects", "/api/catalogue", "/api/exports"):
-        stack.api("alice").get(route).raise_for_status()
-    hits = stack.zone.reads.hits
-    for route in ("/api/projects", "/api/catalogue", "/api/exports"):
-        stack.api("alice").get(route).raise_for_status()
-    assert stack.zone.reads.hits >= hits + 3  # the second round read no database
+
+    def round_from_memory() -> bool:
+        hits = stack.zone.reads.hits
+        for route in ("/api/projects", "/api/catalogue", "/api/exports"):
+            stack.api("alice").get(route).raise_for_status()
+        return stack.zone.reads.hits >= hits + 3
+
+    # a round of three reads that touched no database (on SQLite any commit anywhere, such
+    # as a MinIO audit record arriving, moves every table on: a round may miss)
+    assert any(round_from_memory() for _ in range(10))
 
     made = unique("proj")
     stack.api("admin").post("/api/projects", json={"name": made}).raise_for_status()

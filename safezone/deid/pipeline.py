@@ -29,6 +29,7 @@ from ..errors import InvalidInput, NotFound, StorageError
 from ..models import DatasetStatus
 from ..naming import check_bucket_name, check_object_key
 from ..permissions import Identity, require
+from ..records.minio import RUN_STARTED
 from ..storage.policies import pipeline_policy
 from ..zone import Zone
 from . import engine, integrity
@@ -107,15 +108,20 @@ class RawInput:
 
 
 @contextlib.contextmanager
-def pipeline_identity(zone: Zone, input_bucket: str, input_key: str, dataset: str
-                      ) -> Iterator[Minio]:
-    """An S3 client acting as this run's own identity, deleted when the block ends."""
+def pipeline_identity(zone: Zone, actor: Identity, input_bucket: str, input_key: str,
+                      dataset: str) -> Iterator[Minio]:
+    """An S3 client acting as this run's own identity, deleted when the block ends. The
+    identity's access key is audited with the steward before it reads anything, so the
+    access records attribute its raw reads (MinIO's audit log) to the steward."""
     policy = pipeline_policy(input_bucket, input_key, dataset)
     access_key, secret_key = zone.broker.create_pipeline_identity(
         policy, name=f"sz-deid-{secrets.token_hex(4)}",
         description=f"safezone deid run -> {dataset} {process_lease.owner_tag()}")
     try:
         failpoints.reach("deid.identity_created")
+        with zone.unit_of_work() as db:
+            zone.record(db, actor, RUN_STARTED, f"dataset:{input_bucket}", key=input_key,
+                        access_key=access_key, output=dataset)
         yield zone.broker.client_for(access_key, secret_key)
     finally:
         zone.broker.delete_pipeline_identity(access_key)
@@ -168,7 +174,7 @@ def run(zone: Zone, actor: Identity, recipe: Recipe, input_bucket: str, input_ke
         raise InvalidInput(f"there is no bucket {input_bucket}")
     registered = _check_output_free(zone, dataset)
     reap_orphan_identities(zone)
-    with pipeline_identity(zone, input_bucket, input_key, dataset) as client, \
+    with pipeline_identity(zone, actor, input_bucket, input_key, dataset) as client, \
             tempfile.TemporaryDirectory() as tmp:
         raw = RawInput(client, input_bucket, input_key, Path(tmp))
         out_path = Path(tmp) / OUTPUT_KEY

@@ -4,6 +4,8 @@ configurable-http-proxy, the hop the proxy appended to X-Forwarded-For) and the 
 service token, which the hub holds.
 
 A login that cannot be recorded is refused (503): the records must hold every access.
+A login the hub's authenticator refuses for a reason worth reviewing (a name bound to
+another person of the identity provider) is reported as denied (``report_refused``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,20 @@ def login_source(request: Any) -> str:
     return source_of(peer, request.headers.get("X-Forwarded-For", ""))
 
 
+async def _post_login(body: dict[str, str]) -> str:
+    """Send one login to the records; '' when recorded, else why not."""
+    url, token = _settings()
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            response = await client.post(f"{url}/api/records/logins", json=body,
+                                         headers={"Authorization": f"token {token}"})
+    except httpx.HTTPError as exc:
+        return f"control plane unreachable ({type(exc).__name__})"
+    if response.status_code != 201:
+        return f"control plane answered {response.status_code}"
+    return ""
+
+
 async def report_login(authenticator: Any, handler: Any, authentication: dict | None
                        ) -> dict | None:
     """Tell the control plane who logged in from where; refuse the login if it cannot."""
@@ -42,23 +58,24 @@ async def report_login(authenticator: Any, handler: Any, authentication: dict | 
 
     if not authentication:
         return authentication
-    url, token = _settings()
     body = {"user": authentication["name"],  # already normalised by the hub
             "source": login_source(handler.request),
             "authenticator": type(authenticator).__name__}
-    try:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            response = await client.post(f"{url}/api/records/logins", json=body,
-                                         headers={"Authorization": f"token {token}"})
-    except httpx.HTTPError as exc:
-        log.error("login of %s not recorded: control plane unreachable (%s)", body["user"],
-                  type(exc).__name__)
-        raise web.HTTPError(503, "접속기록을 남길 수 없어 로그인할 수 없습니다 / the login "
-                                 "cannot be recorded, so it is refused; try again later"
-                            ) from None
-    if response.status_code != 201:
-        log.error("login of %s not recorded: control plane answered %s", body["user"],
-                  response.status_code)
+    problem = await _post_login(body)
+    if problem:
+        log.error("login of %s not recorded: %s", body["user"], problem)
         raise web.HTTPError(503, "접속기록을 남길 수 없어 로그인할 수 없습니다 / the login "
                                  "cannot be recorded, so it is refused; try again later")
     return authentication
+
+
+async def report_refused(authenticator: Any, handler: Any, user: str, refused: str,
+                         subject: str) -> bool:
+    """Record a login the authenticator refuses (``refused``: why, ``subject``: the IdP
+    subject who tried); False, logged, when it could not be recorded (it stays refused)."""
+    problem = await _post_login({"user": user, "source": login_source(handler.request),
+                                 "authenticator": type(authenticator).__name__,
+                                 "refused": refused, "subject": subject})
+    if problem:
+        log.error("refused login as %s not recorded: %s", user, problem)
+    return not problem

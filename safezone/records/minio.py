@@ -6,8 +6,9 @@ encoder, which ends each with a newline, and replays the same bytes from its que
 with the token it was configured with in ``Authorization``. The webhook refuses anything
 without that token (``SAFEZONE_RECORDS_TOKEN``, compared in constant time), keeps only
 the data reads the policy names (``minio`` in policies/records.yaml) and maps the access
-key to the session grant (user, project) and the bucket and key to the dataset. No S3
-call passes through the control plane.
+key to the session grant (user, project), or to the data steward whose de-identification
+run it belongs to (the run's ``deid.run_started`` record), and the bucket and key to the
+dataset. No S3 call passes through the control plane.
 
 A batch MinIO resends (its queue keeps a batch until an answer of 2xx reached it) is
 recorded once: a read already recorded with the same request id, time, key and object is
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..db import take_write_turn
 from ..errors import InvalidInput, NotAuthenticated
@@ -35,6 +37,8 @@ from . import chain
 from .policy import RecordsPolicy, load_policy
 
 TOKEN_VARIABLE = "SAFEZONE_RECORDS_TOKEN"
+# the audit event (and record) of a de-identification run's start, with its access key
+RUN_STARTED = "deid.run_started"
 FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 
@@ -115,6 +119,28 @@ def _outcome(status: int) -> str:
     return "denied" if status in (401, 403) else "failed"
 
 
+def _pipeline_runs(db: Session, keys: set[str]) -> dict[str, tuple[str, str]]:
+    """Access key -> (steward, output dataset) of the de-identification runs that used
+    these keys: each run's identity is recorded with its steward before it reads."""
+    if not keys:
+        return {}
+    key_of = AccessRecord.detail["access_key"].as_string()
+    rows = db.scalars(select(AccessRecord).where(AccessRecord.action == RUN_STARTED,
+                                                 key_of.in_(sorted(keys))))
+    return {str(r.detail["access_key"]): (r.account, str(r.detail.get("output") or ""))
+            for r in rows}
+
+
+def _owner(key: str, grants: dict[str, tuple[str, str, str]],
+           runs: dict[str, tuple[str, str]]) -> tuple[str, str, dict[str, str]]:
+    """Whose read it is: (account, project, what the detail says about it)."""
+    if key in grants:
+        return grants[key][1], grants[key][2], {}
+    if key in runs:
+        return runs[key][0], "", {"deid_output": runs[key][1]}
+    return f"minio:{key or 'anonymous'}", "", {}
+
+
 def entries_from(zone: Zone, items: list[dict[str, Any]]) -> list[chain.Entry]:
     """The records of the data reads among MinIO's entries."""
     policy = load_policy()
@@ -126,6 +152,7 @@ def entries_from(zone: Zone, items: list[dict[str, Any]]) -> list[chain.Entry]:
     with zone.sessions() as db:
         grants = {g.access_key: (g.id, g.user_name, g.project.name) for g in db.scalars(
             select(SessionGrant).where(SessionGrant.access_key.in_(keys)))}
+        runs = _pipeline_runs(db, keys - set(grants))
         datasets = [(d.bucket, d.prefix, d.name) for d in db.scalars(
             select(Dataset).where(Dataset.bucket.in_(buckets)))]
     found = []
@@ -135,6 +162,7 @@ def entries_from(zone: Zone, items: list[dict[str, Any]]) -> list[chain.Entry]:
         named = [d for d in datasets if d[0] == bucket and target.startswith(d[1])]
         dataset = max(named, key=lambda d: len(d[1]))[2] if named else bucket
         grant = grants.get(key)
+        account, project, about_owner = _owner(key, grants, runs)
         status = int(api.get("statusCode") or 0)
         detail = {"api": api.get("name"), "status": status, "bytes": int(api.get("tx") or 0),
                   "request_id": str(item.get("requestID") or "")[:64], "access_key": key,
@@ -142,10 +170,9 @@ def entries_from(zone: Zone, items: list[dict[str, Any]]) -> list[chain.Entry]:
                   "user_agent": str(item.get("userAgent") or "")[:120]}
         source, about_source = _source(item, policy)
         found.append(chain.Entry(
-            account=grant[1] if grant else f"minio:{key or 'anonymous'}",
-            action="object.read", at=_time(item.get("time")), source=source,
-            project=grant[2] if grant else "", dataset=dataset, target=target,
-            outcome=_outcome(status), detail={**detail, **about_source}))
+            account=account, action="object.read", at=_time(item.get("time")),
+            source=source, project=project, dataset=dataset, target=target,
+            outcome=_outcome(status), detail={**detail, **about_owner, **about_source}))
     return found
 
 

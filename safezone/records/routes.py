@@ -17,13 +17,16 @@ from . import minio, report, service, sources
 
 
 class LoginIn(BaseModel):
-    """A hub login: who, from which address (as the hub saw it), which authenticator."""
+    """A hub login: who, from which address (as the hub saw it), which authenticator;
+    for a login the hub refused, why and the IdP subject who tried."""
 
     model_config = ConfigDict(extra="forbid")
 
     user: str = Field(min_length=1, max_length=64)
     source: str = Field(min_length=2, max_length=64)
     authenticator: str = Field(default="", max_length=80)
+    refused: str = Field(default="", max_length=40)  # a login the hub refused: why
+    subject: str = Field(default="", max_length=255)  # and the IdP subject who tried
 
 
 def records_router(zone: Zone, caller: Any) -> APIRouter:
@@ -41,7 +44,8 @@ def records_router(zone: Zone, caller: Any) -> APIRouter:
     @router.post("/api/records/logins", status_code=201)
     @action("records.login")
     def login(body: LoginIn, actor: Actor) -> dict[str, Any]:
-        return sources.record_login(zone, actor, body.user, body.source, body.authenticator)
+        return sources.record_login(zone, actor, body.user, body.source, body.authenticator,
+                                    body.refused, body.subject)
 
     @router.get("/api/records")
     @action("records.read")

@@ -25,8 +25,10 @@ from .policy import load_policy
 _SOURCE: ContextVar[str] = ContextVar("safezone_record_source", default="")
 SUBJECT_USER = re.compile(r"/user:([^/]+)$")
 # what of an audit event's data a record keeps (never free text or keys' secrets)
+# why the hub refused a login it reports: the name is bound to another IdP subject
+LOGIN_REFUSALS = ("idp_subject",)
 KEPT = ("grant", "server", "reason", "count", "sha256", "before", "after", "decision",
-        "round", "bom", "why")
+        "round", "bom", "why", "access_key", "output")
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -119,15 +121,22 @@ def from_audit(db: Session, audited: AuditEvent) -> chain.Entry:
 
 
 def record_login(zone: Zone, actor: Identity, user: str, source: str,
-                 authenticator: str = "") -> dict[str, Any]:
-    """A hub login, told by the hub's post_auth_hook with the spawner's token."""
+                 authenticator: str = "", refused: str = "", subject: str = ""
+                 ) -> dict[str, Any]:
+    """A hub login, told by the hub's post_auth_hook with the spawner's token; or a login
+    the hub refused (``refused``: why, one of ``LOGIN_REFUSALS``; ``subject``: the
+    identity provider's ``sub`` of whoever tried), recorded as denied."""
     require("records.login", actor)
     check_user_name(user)
     address = _address(source)
     if address is None:
         raise InvalidInput("source must be an IP address (접속 주소 오류)")
+    if refused and refused not in LOGIN_REFUSALS:
+        raise InvalidInput(f"refused must be one of {list(LOGIN_REFUSALS)}")
+    detail = {"via": "hub", "hub": current_source(), "authenticator": authenticator[:80]}
+    if refused:
+        detail |= {"refused": refused, "idp_subject": subject[:255]}
     chain.add(zone, [chain.Entry(account=user, action="login", at=zone.now(),
-                                 source=str(address),
-                                 detail={"via": "hub", "hub": current_source(),
-                                         "authenticator": authenticator[:80]})])
+                                 source=str(address), outcome="denied" if refused else "ok",
+                                 detail=detail)])
     return {"recorded": 1}

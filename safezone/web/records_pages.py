@@ -1,6 +1,7 @@
 """The access records' monthly review (월간 점검) in the pages: the month's totals and its
 unusual patterns (reads outside working hours, days far above a user's median, refused
-accesses), with the full report as CSV or JSON. Opening it is a review, and recorded."""
+accesses, reads from an unverified source address), with the full report as CSV or
+JSON. Opening it is a review, and recorded."""
 
 
 from fastapi import APIRouter, Request
