@@ -102,7 +102,10 @@ class ChangeFeed:
 
     @staticmethod
     def _rolled_back(conn: Any) -> None:
-        conn.info.pop(WRITTEN, None)
+        # a connection the server dropped is invalid: reading its info would raise (and
+        # turn the outage's 503 into a 500); its notes go with it
+        if not conn.invalidated:
+            conn.info.pop(WRITTEN, None)
 
     def committed(self) -> None:
         """A commit in this thread finished: its tables move on (``Session.after_commit``)."""

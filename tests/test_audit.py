@@ -18,8 +18,8 @@ ADMIN = Identity("admin", "user", frozenset({ADMIN_SCOPE}))
 
 
 def fill(zone) -> None:
-    """Real events: a project, a dataset made by the pipeline (raw upload, output, attestation),
-    its publication, attach, two decisions."""
+    """Real events: a project, a dataset made by the pipeline (raw upload, run, output,
+    attestation), its publication, attach, two decisions."""
     project, dataset = unique("p"), unique("deid-a")
     projects.create_project(zone, ADMIN, project)
     attested_dataset(zone, dataset)
@@ -41,8 +41,8 @@ def test_untouched_chain_verifies_and_is_anchored(zone):
     with zone.sessions() as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
         head = audit.head(db)
-    assert actions == ["project.created", "dataset.registered", "dataset.registered",
-                       "dataset.attested", "dataset.published",
+    assert actions == ["project.created", "dataset.registered", "deid.run_started",
+                       "dataset.registered", "dataset.attested", "dataset.published",
                        "project.dataset_attached", "membership.approved", "membership.revoked"]
     assert zone.broker.latest_anchor() == head
 
@@ -105,7 +105,7 @@ def test_verification_is_stored_with_its_time_and_author(zone):
     with zone.sessions() as db, db.begin():
         first = audit.run_verification(db, anchors, now=zone.now(), ran_by="admin")
     assert (first.intact, first.events, first.anchors_checked, first.findings) == (
-        True, 8, len(anchors), [])
+        True, 9, len(anchors), [])
     assert len(anchors) >= 5  # one per unit of work, not only the newest
 
     with zone.sessions() as db, db.begin():
@@ -115,6 +115,6 @@ def test_verification_is_stored_with_its_time_and_author(zone):
         audit.run_verification(db, zone.broker.list_anchors(), now=later, ran_by="auditor")
     with zone.sessions() as db:
         last = audit.last_verification(db)
-    assert (last.intact, last.ran_by, last.events) == (False, "auditor", 8)
+    assert (last.intact, last.ran_by, last.events) == (False, "auditor", 9)
     assert as_utc(last.ran_at) == later
     assert [(f["kind"], f["seq"]) for f in last.findings] == [("edited", 3)]

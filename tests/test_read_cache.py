@@ -255,3 +255,23 @@ def test_a_listener_cut_off_silently_stops_the_cache(tmp_path):
                       interval=0.2)
     print(f"\nread cache: a silently cut-off listener stopped the cache after {took:.1f} s")
     assert cut_off.reads.feed.generation(("projects",)) is None
+
+
+def test_a_connection_lost_mid_transaction_is_still_a_database_outage(zone):
+    """The feed's rollback hook on a connection the server dropped must not raise its own
+    error: the caller sees SQLAlchemy's OperationalError (the API's 503), not a
+    PendingRollbackError (a 500; CI's PostgreSQL-restart fault test caught it)."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    if zone.reads.feed.dialect != "postgresql":
+        pytest.skip("PostgreSQL pass only: a SQLite connection cannot be dropped by a server")
+    raw = zone.sessions.kw["bind"].url.set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    with pytest.raises(OperationalError) as raised, zone.sessions() as db:
+        backend = db.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.execute(text("UPDATE projects SET title = title"))
+        with psycopg.connect(raw, autocommit=True) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        db.execute(text("SELECT 1"))
+    assert raised.value.connection_invalidated
