@@ -123,8 +123,7 @@ class ChangeFeed:
                     self._tables[table] += 1
 
     def bump_everything(self) -> None:
-        with self._lock:
-            self._everything += 1
+        self.bump((EVERYTHING,))
 
     # -- reading generations ------------------------------------------------------------
     def generation(self, tables: Iterable[str]) -> tuple[int, ...] | None:
