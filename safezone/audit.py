@@ -18,8 +18,9 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any, Protocol
 
-from sqlalchemy import literal, or_, select
+from sqlalchemy import bindparam, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .errors import StorageError
 from .models import AuditEvent, AuditHead, AuditVerification, ExportRequest, Project
@@ -47,22 +48,46 @@ def event_hash(fields: dict[str, Any]) -> str:
     return link_hash(fields, HASHED)
 
 
-def lock_head(db: Session) -> None:
+_LOCKED = "safezone_audit_head"  # Session.info: the head row this transaction locked
+# built once: a statement built per call costs more CPU than running it
+# (table statements, run on the session's connection: the ORM's bulk paths cost more)
+_INSERT_EVENT = insert(AuditEvent.__table__)
+_MOVE_HEAD = (update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+_LOCK_HEAD = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+
+
+def lock_head(db: Session) -> Anchor:
     """Take the chain's head row for this transaction (PostgreSQL: ``FOR UPDATE``), so
-    units of work that read then write take turns; created on first use."""
-    if db.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update()
-                  ).first() is None:
-        db.add(AuditHead(id=1, seq=0, hash=GENESIS))
+    units of work that read then write take turns; created on first use. Returns the head
+    as it stands (``locked_head`` follows this transaction's appends)."""
+    head = db.execute(_LOCK_HEAD).scalar()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        db.add(head)
         db.flush()
+    db.info[_LOCKED] = head
+    return Anchor(head.seq, head.hash)
+
+
+def locked_head(db: Session, *, release: bool = False) -> Anchor | None:
+    """The head this session's last ``lock_head`` took, with its appends since (read
+    without a query, also after the commit); None when it locked none. ``release``: the
+    transaction has ended, so later appends lock the row again."""
+    head = db.info.pop(_LOCKED, None) if release else db.info.get(_LOCKED)
+    return Anchor(head.seq, head.hash) if head is not None else None
 
 
 def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
            data: dict[str, Any] | None = None) -> AuditEvent:
-    """Add the next link inside the caller's transaction (locks the head row)."""
-    head = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        db.add(head)
+    """Add the next link inside the caller's transaction (locks the head row, unless
+    ``lock_head`` did in this transaction). Written with two plain statements, not the
+    ORM's flush: it runs while the head is locked, so every other writer waits on it. The
+    event returned is a copy, not in the session."""
+    head = db.info.get(_LOCKED)
+    if head is None or not db.in_transaction() or head not in db:
+        lock_head(db)
+        head = db.info[_LOCKED]
     fields = {
         "seq": head.seq + 1,
         "ts": now.isoformat(),
@@ -72,11 +97,13 @@ def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
         "data": data or {},
         "prev_hash": head.hash,
     }
-    event = AuditEvent(**fields, hash=event_hash(fields))
-    db.add(event)
-    head.seq, head.hash = event.seq, event.hash
-    db.flush()
-    return event
+    digest = event_hash(fields)
+    connection = db.connection()
+    connection.execute(_INSERT_EVENT, {**fields, "hash": digest})
+    connection.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": digest})
+    set_committed_value(head, "seq", fields["seq"])  # as stored: not a change to flush
+    set_committed_value(head, "hash", digest)
+    return AuditEvent(**fields, hash=digest)
 
 
 @dataclass(frozen=True)
@@ -203,8 +230,11 @@ def _check(rows: list[AuditEvent], anchors: set[Anchor]) -> list[Finding]:
     return sorted(findings.values(), key=lambda f: (f.seq, f.kind))
 
 
+_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
+
+
 def head(db: Session) -> Anchor | None:
-    row = db.get(AuditHead, 1)
+    row = db.execute(_HEAD).first()
     return Anchor(row.seq, row.hash) if row else None
 
 

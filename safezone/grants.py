@@ -14,8 +14,10 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy.orm import Session
 
 from . import failpoints, quotas
 from .audit import AuditUnanchored
@@ -27,12 +29,15 @@ from .models import (
     Dataset,
     DatasetStatus,
     GrantStatus,
+    Membership,
     Project,
+    ProjectDataset,
     ProjectStatus,
     SessionGrant,
 )
 from .naming import check_user_name
 from .permissions import Identity, require
+from .standing import refuse_unless_usable, status_at
 from .storage.broker import session_parent
 from .storage.policies import DatasetLocation, session_policy
 from .zone import Zone
@@ -88,23 +93,40 @@ class IssuedGrant:
         }
 
 
+# What a project's sessions may read: its attached datasets of this classification and
+# status (whether their objects are still the attested ones is checked per grant).
+READABLE = (Classification.DEIDENTIFIED, DatasetStatus.PUBLISHED)
+
+
 def readable_datasets(project: Project) -> list[Dataset]:
-    """What a project's sessions may read: its attached, published, de-identified
-    datasets (whether their objects are still the attested ones is checked per grant)."""
-    return [d for d in project.datasets
-            if d.classification is Classification.DEIDENTIFIED
-            and d.status is DatasetStatus.PUBLISHED]
+    """The project's datasets its sessions may read (``READABLE``)."""
+    return [d for d in project.datasets if (d.classification, d.status) == READABLE]
+
+
+def readable_now(project_id: Any, *columns: Any) -> Select:
+    """``readable_datasets`` as a query of ``columns`` (by default those a grant needs; no
+    ORM rows: a grant reads them on every spawn)."""
+    columns = columns or (Dataset.name, Dataset.bucket, Dataset.prefix, Dataset.attestation)
+    return (select(*columns)
+            .join(ProjectDataset, ProjectDataset.dataset_id == Dataset.id)
+            .where(ProjectDataset.project_id == project_id,
+                   Dataset.classification == READABLE[0], Dataset.status == READABLE[1])
+            .order_by(Dataset.name))
 
 
 def _still_attested(zone: Zone, actor: Identity, datasets: list) -> list:
     """The datasets whose stored objects are still exactly the attested ones; any other is
-    taken out of sessions on the spot (withdrawn, audited) and left out of this grant."""
+    taken out of sessions on the spot (withdrawn, audited) and left out of this grant.
+    Each is listed after the grant was asked for; concurrent grants share that listing."""
     from .datasets import take_out_of_sessions
 
     kept = []
     for dataset in datasets:
+        listed = zone.coalesced.run(
+            ("objects", dataset.bucket, dataset.prefix),
+            lambda d=dataset: zone.broker.current_objects(d.bucket, d.prefix))
         problems = integrity.stored_problems(zone.broker, dataset.bucket, dataset.prefix,
-                                             dataset.attestation)
+                                             dataset.attestation, listed)
         if problems:
             log.warning("dataset %s left out of a session: %s", dataset.name, problems)
             take_out_of_sessions(zone, actor, dataset.name, problems)
@@ -113,43 +135,98 @@ def _still_attested(zone: Zone, actor: Identity, datasets: list) -> list:
     return kept
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What the database says of one grant request, read in one query."""
+
+    project_id: int
+    quota: quotas.Quota
+    member_until: datetime  # the membership's expiry
+    running: int  # the project's live grants, less the one replaced
+    replacing: int  # live grants of this user's server of that name (in any project)
+    datasets: list[Any]
+
+
+def _facts_query() -> Select:
+    """Project, membership, quota use and the server's live grants, in one query
+    (parameters: project, user, server)."""
+    user, server = bindparam("user"), bindparam("server")
+    replaced = (SessionGrant.user_name == user) & (SessionGrant.server_name == server)
+    same_server = (select(func.count()).select_from(SessionGrant)
+                   .where(SessionGrant.status == GrantStatus.ACTIVE, replaced))
+    pending = select(SessionGrant.status).where(SessionGrant.id == bindparam("grant"))
+    return (select(Project.id, Project.status, Project.quota, Project.terminals,
+                   Membership.status.label("member"), Membership.expires_at,
+                   quotas.running_servers(Project.id, (user, server))
+                   .scalar_subquery().label("running"),
+                   same_server.scalar_subquery().label("same_server"),
+                   pending.scalar_subquery().label("pending"))
+            .outerjoin(Membership, (Membership.project_id == Project.id)
+                       & (Membership.user_name == user))
+            .where(Project.name == bindparam("project")))
+
+
+# built once: a grant runs these on every spawn, and building a statement costs more CPU
+# than running it
+_FACTS = _facts_query()
+_READABLE = readable_now(bindparam("project_id"))
+_GRANTS = SessionGrant.__table__
+_ACTIVATE = (update(_GRANTS)
+             .where(_GRANTS.c.id == bindparam("grant"), _GRANTS.c.status == GrantStatus.PENDING)
+             .values(status=GrantStatus.ACTIVE, access_key=bindparam("key")))
+
+
+def _facts(db: Session, project_name: str, user: str, server_name: str,
+           grant_id: str = "") -> Any:
+    return db.connection().execute(_FACTS, {"project": project_name, "user": user,
+                                            "server": server_name, "grant": grant_id}
+                                   ).first()
+
+
+def _ask(zone: Zone, project_name: str, user: str, server_name: str) -> _Asked:
+    """Refuse what the database already refuses: archived project, no usable membership,
+    a full quota. Reads everything a grant needs in two queries."""
+    with zone.sessions() as db:
+        row = _facts(db, project_name, user, server_name)
+        if row is None:
+            raise NotFound(f"no project named {project_name!r} (프로젝트 없음)")
+        datasets = list(db.connection().execute(_READABLE, {"project_id": row.id}))
+    if row.status is not ProjectStatus.ACTIVE:
+        raise PermissionDenied(f"project {project_name} is archived")
+    member = status_at(row.member, row.expires_at, zone.now()) if row.member else None
+    refuse_unless_usable(member, project_name, user)
+    quota = quotas.quota_with(row.quota)
+    quotas.refuse_unless_room(project_name, quota, row.running)
+    return _Asked(row.id, quota, row.expires_at, row.running, row.same_server, datasets)
+
+
 def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                 server_name: str = "") -> IssuedGrant:
     """Check the membership, create the session identity, record the grant."""
-    from .memberships import require_usable
-    from .projects import get_project
-
     require("grant.issue", actor)
     check_user_name(user)
     if len(server_name) > 64:
         raise InvalidInput("server name is longer than 64 characters")
     now = zone.now()
-    with zone.sessions() as db:
-        project = get_project(db, project_name)
-        if project.status is not ProjectStatus.ACTIVE:
-            raise PermissionDenied(f"project {project_name} is archived")
-        membership = require_usable(db, zone, project, user)
-        quotas.require_server_room(db, project, user, server_name)
-        datasets = readable_datasets(project)
-        ends = min(as_utc(membership.expires_at),
-                   now + timedelta(hours=zone.settings.session_ttl_hours))
-    datasets = _still_attested(zone, actor, datasets)
-    policy = parent_policy(zone, project_name, user, datasets)
-    end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
-                     stop_servers=False)
+    asked = _ask(zone, project_name, user, server_name)
+    ends = min(as_utc(asked.member_until),
+               now + timedelta(hours=zone.settings.session_ttl_hours))
+    datasets = _still_attested(zone, actor, asked.datasets)
+    policy = parent_policy(zone, project_name, user, datasets, asked.quota)
+    if asked.replacing:
+        end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
+                         stop_servers=False)
     grant_id = secrets.token_hex(8)
     parent = session_parent(project_name, user, [d.name for d in datasets])
     listed = [{"name": d.name, "uri": f"s3://{d.bucket}/{d.prefix}"} for d in datasets]
     with zone.bookkeeping() as db:  # the intent first: a crash past it leaves no orphan
-        db.add(SessionGrant(id=grant_id,
-                            project_id=get_project(db, project_name, datasets=False).id,
+        db.add(SessionGrant(id=grant_id, project_id=asked.project_id,
                             user_name=user, server_name=server_name,
                             access_key=f"pending-{grant_id}", parent=parent,
                             status=GrantStatus.PENDING, datasets={"datasets": listed},
                             created_at=now, expires_at=ends))
     try:
-        zone.broker.prepare_session_parent(parent, policy)
-        _recheck_datasets(zone, project_name, user, parent, datasets)
+        _prepare_parent(zone, project_name, user, parent, policy, datasets)
         keys = zone.broker.issue_session_keys(parent, grant_id, ends)
         failpoints.reach("grant.identity_created")
         terminals = _activate(zone, actor, grant_id, project_name, user, server_name,
@@ -167,14 +244,27 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                        listed, terminals)
 
 
-def parent_policy(zone: Zone, project_name: str, user: str, datasets: list) -> dict:
-    """What a session of ``user`` in the project holding ``datasets`` may do."""
+def parent_policy(zone: Zone, project_name: str, user: str, datasets: list,
+                  quota: quotas.Quota | None = None) -> dict:
+    """What a session of ``user`` in the project holding ``datasets`` may do (``quota``:
+    the project's, when the caller has just read it)."""
     storage = zone.settings.storage
     policy = session_policy(project_name, user,
                             [DatasetLocation(d.name, d.bucket, d.prefix) for d in datasets],
                             networks=storage.notebook_networks,
                             excluded=storage.notebook_excluded)
-    return quotas.within_storage_quota(zone, project_name, policy)
+    return quotas.within_storage_quota(zone, project_name, policy, quota)
+
+
+def _prepare_parent(zone: Zone, project_name: str, user: str, parent: str, policy: dict,
+                    datasets: list) -> None:
+    """The parent exists and holds ``policy``, written after this grant was asked for
+    (concurrent grants of one parent and policy share the write); then the datasets are
+    read again (``_recheck_datasets``)."""
+    written = json.dumps(policy, sort_keys=True)
+    zone.coalesced.run(("parent policy", parent, written),
+                       lambda: zone.broker.prepare_session_parent(parent, policy))
+    _recheck_datasets(zone, project_name, user, parent, datasets)
 
 
 def _recheck_datasets(zone: Zone, project_name: str, user: str, parent: str,
@@ -183,10 +273,13 @@ def _recheck_datasets(zone: Zone, project_name: str, user: str, parent: str,
     landed after the datasets were read (a withdrawal meanwhile), for its running
     sessions too. So read them again: if one went, put the narrowing back and refuse.
     A withdrawal after this read narrows the parent itself (its refresh comes later)."""
-    from .projects import get_project
+    def read() -> frozenset[str]:
+        with zone.sessions() as db:
+            project_id = select(Project.id).where(Project.name == project_name)
+            return frozenset(db.scalars(readable_now(project_id.scalar_subquery(),
+                                                     Dataset.name)))
 
-    with zone.sessions() as db:
-        readable = {d.name for d in readable_datasets(get_project(db, project_name))}
+    readable = zone.coalesced.run(("readable", project_name), read)
     kept = [d for d in datasets if d.name in readable]
     if len(kept) < len(datasets):
         zone.broker.narrow_session_parent(parent, parent_policy(zone, project_name, user,
@@ -198,29 +291,28 @@ def _recheck_datasets(zone: Zone, project_name: str, user: str, parent: str,
 def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, user: str,
               server_name: str, listed: list[dict[str, str]], ends: datetime,
               access_key: str) -> bool:
-    """The pending grant becomes active (audited); returns the project's terminals switch."""
-    from .memberships import require_usable
-    from .projects import get_project
-
+    """The pending grant becomes active (audited); returns the project's terminals switch.
+    With the audit head locked, one query reads again what may have changed meanwhile: a
+    revoke, an archive, another replica's grant of the same server, the quota's use."""
     with zone.unit_of_work() as db:
-        project = get_project(db, project_name, datasets=False)
-        require_usable(db, zone, project, user)  # a revoke may have landed meanwhile
-        if db.scalar(select(SessionGrant.id).where(  # another replica's, just now
-                SessionGrant.status == GrantStatus.ACTIVE, SessionGrant.user_name == user,
-                SessionGrant.server_name == server_name)) is not None:
+        row = _facts(db, project_name, user, server_name, grant_id)
+        if row is None or row.status is not ProjectStatus.ACTIVE:
+            raise PermissionDenied(f"project {project_name} is archived")
+        member = status_at(row.member, row.expires_at, zone.now()) if row.member else None
+        refuse_unless_usable(member, project_name, user)  # a revoke may have landed
+        if row.same_server:  # another replica's, just now
             raise Conflict(f"{user}'s server {server_name or '(default)'} was granted "
                            "a session a moment ago; start it once (이미 세션이 발급됨)")
-        grant = db.get(SessionGrant, grant_id)
-        if grant is None or grant.status is not GrantStatus.PENDING:  # reconciled meanwhile
+        if row.pending is not GrantStatus.PENDING:  # reconciled meanwhile
             raise StorageError("the session grant was abandoned while it was being issued; "
                                "start the server again (세션 발급 중단)")
-        grant.status, grant.access_key = GrantStatus.ACTIVE, access_key
+        # again with the audit head locked: concurrent spawns cannot both pass
+        quotas.refuse_unless_room(project_name, quotas.quota_with(row.quota), row.running)
+        db.connection().execute(_ACTIVATE, {"grant": grant_id, "key": access_key})
         zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
                     grant=grant_id, access_key=access_key, server=server_name,
                     datasets=[d["name"] for d in listed], expires_at=ends.isoformat())
-        # again with the audit head locked: concurrent spawns cannot both pass
-        quotas.require_server_room(db, project, user, server_name)
-        return project.terminals
+        return row.terminals
 
 
 def _forget_pending(zone: Zone, grant_id: str) -> None:

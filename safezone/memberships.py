@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from . import grants
 from .clock import as_utc
-from .errors import InvalidInput, InvalidTransition, PermissionDenied
+from .errors import InvalidInput, InvalidTransition
 from .models import Membership, MembershipStatus, Project, ProjectStatus
 from .naming import check_user_name
 from .permissions import Identity, Subject, require
 from .projects import get_project
-from .standing import effective_status, standing
+from .standing import effective_status, refuse_unless_usable, standing
 from .zone import Zone
 
 S = MembershipStatus
@@ -188,13 +188,8 @@ def usable_projects(zone: Zone, actor: Identity, user: str) -> list[str]:
 def require_usable(db: Session, zone: Zone, project: Project, user: str) -> Membership:
     """The approved, unexpired membership behind a session grant, or a clear refusal."""
     membership = _find(db, project, user)
-    status = effective_status(membership, zone.now()) if membership else None
-    if status is not S.APPROVED:
-        shown = status.value if status else "not a member"
-        raise PermissionDenied(
-            f"{user} has no approved membership of {project.name} ({shown}); ask an "
-            "administrator for access (프로젝트 승인이 필요합니다)"
-        )
+    refuse_unless_usable(effective_status(membership, zone.now()) if membership else None,
+                         project.name, user)
     return membership
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import urllib3
 from minio.error import S3Error
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from .culling import load_operations
 from .errors import Conflict, InvalidInput, StorageError
@@ -61,35 +61,56 @@ class Quota:
 
 def quota_of(project: Project, policy: dict[str, Any] | None = None) -> Quota:
     """The policy's defaults with the project's overrides on top."""
-    values = {**(policy or load_operations())["quotas"]["default"], **(project.quota or {})}
+    return quota_with(project.quota, policy)
+
+
+def quota_with(overrides: dict[str, Any] | None, policy: dict[str, Any] | None = None
+               ) -> Quota:
+    """The policy's defaults with ``overrides`` (a project's ``quota`` column) on top."""
+    values = {**(policy or load_operations())["quotas"]["default"], **(overrides or {})}
     return Quota(int(values["servers"]), float(values["storage_gib"]))
+
+
+def running_servers(project_id: Any, replacing: tuple[str, str] | None = None) -> Select:
+    """Live grants of the project, less the (user, server) one a new grant replaces, as
+    a query (``project_id`` may be a column, to use it as a correlated subquery)."""
+    query = select(func.count()).select_from(SessionGrant).where(
+        SessionGrant.project_id == project_id, SessionGrant.status == GrantStatus.ACTIVE)
+    if replacing:
+        query = query.where(~((SessionGrant.user_name == replacing[0])
+                              & (SessionGrant.server_name == replacing[1])))
+    return query
 
 
 def _running(db: Session, project: Project, replacing: tuple[str, str] | None = None
              ) -> int:
-    """Live grants of the project, less the (user, server) one a new grant replaces."""
-    query = select(func.count()).select_from(SessionGrant).where(
-        SessionGrant.project_id == project.id, SessionGrant.status == GrantStatus.ACTIVE)
-    if replacing:
-        query = query.where(~((SessionGrant.user_name == replacing[0])
-                              & (SessionGrant.server_name == replacing[1])))
-    return db.scalar(query) or 0
+    return db.scalar(running_servers(project.id, replacing)) or 0
 
 
 def require_server_room(db: Session, project: Project, user: str, server_name: str) -> None:
     """Refuse a further server once the project runs as many as its quota allows."""
-    quota = quota_of(project)
-    running = _running(db, project, (user, server_name))
+    refuse_unless_room(project.name, quota_of(project),
+                       _running(db, project, (user, server_name)))
+
+
+def refuse_unless_room(project_name: str, quota: Quota, running: int) -> None:
+    """Refuse a further server when ``running`` (less the one replaced) fills the quota."""
     if running >= quota.servers:
         raise QuotaExceeded(
-            f"project {project.name} already runs {running} of its {quota.servers} notebook "
+            f"project {project_name} already runs {running} of its {quota.servers} notebook "
             "servers; stop one, or ask an administrator for a larger quota "
-            f"(프로젝트 {project.name}의 동시 실행 서버 한도 {quota.servers}개에 도달했습니다. "
+            f"(프로젝트 {project_name}의 동시 실행 서버 한도 {quota.servers}개에 도달했습니다. "
             "서버를 하나 종료하거나 관리자에게 한도 상향을 요청하세요)")
 
 
 def storage_used(zone: Zone, project_name: str) -> int:
-    """Bytes stored under ``work/<project>/`` and ``outbox/<project>/`` (current versions)."""
+    """Bytes stored under ``work/<project>/`` and ``outbox/<project>/`` (current versions),
+    measured after the call (concurrent callers share one measurement: ``coalesce``)."""
+    return zone.coalesced.run(("storage used", project_name),
+                              lambda: _measure(zone, project_name))
+
+
+def _measure(zone: Zone, project_name: str) -> int:
     total = 0
     try:
         for bucket in ("work", "outbox"):
@@ -102,17 +123,19 @@ def storage_used(zone: Zone, project_name: str) -> int:
     return total
 
 
-def within_storage_quota(zone: Zone, project_name: str, policy: dict[str, Any]
-                         ) -> dict[str, Any]:
+def within_storage_quota(zone: Zone, project_name: str, policy: dict[str, Any],
+                         quota: Quota | None = None) -> dict[str, Any]:
     """``policy`` as it may be for the project now: with writes denied in its workspace
-    and outboxes when the project's storage is at or over its quota."""
+    and outboxes when the project's storage is at or over its quota (``quota``: the
+    project's, when the caller has just read it)."""
     operations = load_operations()
-    with zone.sessions() as db:
-        project = db.scalar(select(Project).where(Project.name == project_name)
-                            .options(lazyload(Project.datasets)))
-        quota = quota_of(project, operations) if project else None
     if quota is None:
-        return policy
+        with zone.sessions() as db:
+            overrides = db.execute(select(Project.id, Project.quota)
+                                   .where(Project.name == project_name)).first()
+        if overrides is None:
+            return policy
+        quota = quota_with(overrides.quota, operations)
     used = storage_used(zone, project_name)
     if used < quota.storage_bytes:
         return policy

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .clock import as_utc
+from .errors import PermissionDenied
 from .models import Membership, MembershipStatus
 from .permissions import Identity, Subject
 from .read_cache import ReadModel
@@ -22,11 +23,25 @@ S = MembershipStatus
 
 def effective_status(membership: Membership, now: datetime) -> S:
     """An approval whose expiry has passed counts as expired, whatever the row says."""
-    if membership.status is S.APPROVED and (
-        membership.expires_at is None or as_utc(membership.expires_at) <= now
-    ):
+    return status_at(membership.status, membership.expires_at, now)
+
+
+def status_at(status: S, expires_at: datetime | None, now: datetime) -> S:
+    """``effective_status`` of a membership's two columns (read without the row)."""
+    if status is S.APPROVED and (expires_at is None or as_utc(expires_at) <= now):
         return S.EXPIRED
-    return membership.status
+    return status
+
+
+def refuse_unless_usable(status: S | None, project_name: str, user: str) -> None:
+    """A session needs an approved, unexpired membership (``status`` is the effective
+    one, None for no membership at all)."""
+    if status is not S.APPROVED:
+        shown = status.value if status else "not a member"
+        raise PermissionDenied(
+            f"{user} has no approved membership of {project_name} ({shown}); ask an "
+            "administrator for access (프로젝트 승인이 필요합니다)"
+        )
 
 
 def standing(db: Session, now: datetime, project_id: int, actor: Identity, *,

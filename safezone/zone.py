@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import audit
 from .changes import announce_everything, follow
 from .clock import Clock
+from .coalesce import Coalescer
 from .config import Settings
 from .db import make_engine, migrate, session_factory, take_write_turn
 from .hub import HubClient
@@ -36,6 +37,11 @@ class Zone:
     clock: Clock = field(default_factory=Clock)
     namespaces: Any = None  # kube.provision.ProjectNamespaces in Kubernetes mode
     reads: ReadCache = field(init=False, repr=False)  # lists kept until their tables change
+    # what else an audit event makes in its transaction (records.sources.install)
+    carriers: list[Callable[[Session, audit.AuditEvent], None]] = field(
+        default_factory=list, init=False, repr=False)
+    # concurrent identical calls (MinIO listings, a parent's policy) share one run
+    coalesced: Coalescer = field(default_factory=Coalescer, init=False, repr=False)
     # audit anchoring state of this process (see unit_of_work)
     _anchored: audit.Anchor | None = field(default=None, init=False, repr=False)
     _unanchored_seq: int = field(default=0, init=False, repr=False)
@@ -89,7 +95,7 @@ class Zone:
                 take_write_turn(db)  # writers take turns from the first statement
                 audit.lock_head(db)
                 yield db
-            head = audit.head(db)
+            head = audit.locked_head(db, release=True)  # as committed, with its events
         if head and head.seq:
             self.anchor(head)
 
@@ -159,6 +165,9 @@ class Zone:
 
     def record(self, db: Session, actor: Identity, action: str, subject: str,
                **data: Any) -> None:
-        """Append an audit event inside the current transaction."""
-        audit.append(db, now=self.now(), actor=actor.label, action=action, subject=subject,
-                     data=data)
+        """Append an audit event inside the current transaction, and whatever the
+        ``carriers`` make of it (access records) in the same transaction."""
+        event = audit.append(db, now=self.now(), actor=actor.label, action=action,
+                             subject=subject, data=data)
+        for carry in self.carriers:
+            carry(db, event)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..storage.broker import StorageBroker
+from ..storage.broker import StorageBroker, StoredObject
 from .engine import min_class_size, parquet_batches
 
 
@@ -24,12 +25,14 @@ def file_sha256(path: Path) -> str:
 
 
 def stored_problems(broker: StorageBroker, bucket: str, prefix: str,
-                    attestation: dict[str, Any] | None) -> list[str]:
-    """Objects missing, replaced or added since the attestation (listing only)."""
+                    attestation: dict[str, Any] | None,
+                    listed: Mapping[str, StoredObject] | None = None) -> list[str]:
+    """Objects missing, replaced or added since the attestation (listing only;
+    ``listed``: the prefix's current objects, when the caller has just listed them)."""
     if not attestation or "objects" not in attestation:
         return ["no attestation: only datasets made by `safezone deid run` can be used"]
     pinned: dict[str, dict[str, Any]] = attestation["objects"]
-    current = broker.current_objects(bucket, prefix)
+    current = broker.current_objects(bucket, prefix) if listed is None else listed
     problems = []
     for key, want in sorted(pinned.items()):
         have = current.get(prefix + key)

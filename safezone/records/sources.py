@@ -10,7 +10,6 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..clock import as_utc
@@ -81,17 +80,13 @@ def current_source() -> str:
 
 def install(zone: Zone) -> None:
     """Carry the zone's access-like audit events into the records (once per zone)."""
-    if not event.contains(zone.sessions, "before_flush", _carry_audit_events):
-        event.listen(zone.sessions, "before_flush", _carry_audit_events)
+    if _carry_audit_event not in zone.carriers:
+        zone.carriers.append(_carry_audit_event)
 
 
-def _carry_audit_events(db: Session, _context: Any, _instances: Any) -> None:
-    policy = load_policy()
-    events = [o for o in db.new if isinstance(o, AuditEvent) and policy.carries(o.action)]
-    if not events:
-        return
-    with db.no_autoflush:
-        chain.append(db, [from_audit(db, e) for e in sorted(events, key=lambda e: e.seq)])
+def _carry_audit_event(db: Session, audited: AuditEvent) -> None:
+    if load_policy().carries(audited.action):
+        chain.append(db, [from_audit(db, audited)])
 
 
 def from_audit(db: Session, audited: AuditEvent) -> chain.Entry:
