@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import failpoints, quotas
@@ -171,6 +171,7 @@ def _facts_query() -> Select:
 _FACTS = _facts_query()
 _READABLE = readable_now(bindparam("project_id"))
 _GRANTS = SessionGrant.__table__
+_INTENT = insert(_GRANTS)
 _ACTIVATE = (update(_GRANTS)
              .where(_GRANTS.c.id == bindparam("grant"), _GRANTS.c.status == GrantStatus.PENDING)
              .values(status=GrantStatus.ACTIVE, access_key=bindparam("key")))
@@ -220,11 +221,12 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
     parent = session_parent(project_name, user, [d.name for d in datasets])
     listed = [{"name": d.name, "uri": f"s3://{d.bucket}/{d.prefix}"} for d in datasets]
     with zone.bookkeeping() as db:  # the intent first: a crash past it leaves no orphan
-        db.add(SessionGrant(id=grant_id, project_id=asked.project_id,
-                            user_name=user, server_name=server_name,
-                            access_key=f"pending-{grant_id}", parent=parent,
-                            status=GrantStatus.PENDING, datasets={"datasets": listed},
-                            created_at=now, expires_at=ends))
+        db.connection().execute(_INTENT, {
+            "id": grant_id, "project_id": asked.project_id, "user_name": user,
+            "server_name": server_name, "access_key": f"pending-{grant_id}",
+            "parent": parent, "status": GrantStatus.PENDING,
+            "datasets": {"datasets": listed}, "created_at": now, "expires_at": ends,
+            "ended_at": None})
     try:
         _prepare_parent(zone, project_name, user, parent, policy, datasets)
         keys = zone.broker.issue_session_keys(parent, grant_id, ends)

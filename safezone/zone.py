@@ -48,6 +48,7 @@ class Zone:
     _anchor_turn: threading.Condition = field(default_factory=threading.Condition,
                                               init=False, repr=False)
     _anchor_writing: bool = field(default=False, init=False, repr=False)
+    _committed: audit.Anchor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         engine = self.sessions.kw["bind"]
@@ -131,9 +132,13 @@ class Zone:
         hashes), so one write covers every unit of work that committed before it: while
         one thread writes, the others wait, and the next write anchors the newest head
         for all of them. Nobody returns before an anchor covering their change exists;
-        a failed write fails the writer and every waiter it covered.
+        a failed write fails the writer and every waiter it covered. The newest head is
+        the newest any unit of work of this process committed (no query: each process
+        anchors its own).
         """
         with self._anchor_turn:
+            if self._committed is None or head.seq >= self._committed.seq:
+                self._committed = head
             while not self._covered(head):
                 if not self._anchor_writing:
                     self._anchor_writing = True
@@ -141,10 +146,9 @@ class Zone:
                 self._anchor_turn.wait()
             else:
                 return
-        newest = head
+        with self._anchor_turn:  # a later head this process committed since covers both
+            newest = self._committed if self._committed.seq > head.seq else head
         try:
-            with self.sessions() as db:
-                newest = max(audit.head(db) or head, head)
             self.broker.write_anchor(newest.seq, newest.hash)
         except Exception as exc:
             with self._anchor_turn:
