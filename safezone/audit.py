@@ -54,7 +54,9 @@ _LOCKED = "safezone_audit_head"  # Session.info: the head row this transaction l
 _INSERT_EVENT = insert(AuditEvent.__table__)
 _MOVE_HEAD = (update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1)
               .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
-_LOCK_HEAD = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+# (populate_existing: a head the session loaded earlier is read again, not trusted)
+_LOCK_HEAD = (select(AuditHead).where(AuditHead.id == 1).with_for_update()
+              .execution_options(populate_existing=True))
 
 
 def lock_head(db: Session) -> Anchor:
@@ -66,7 +68,7 @@ def lock_head(db: Session) -> Anchor:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         db.add(head)
         db.flush()
-    db.info[_LOCKED] = head
+    db.info[_LOCKED] = (db.get_transaction(), head)
     return Anchor(head.seq, head.hash)
 
 
@@ -74,8 +76,8 @@ def locked_head(db: Session, *, release: bool = False) -> Anchor | None:
     """The head this session's last ``lock_head`` took, with its appends since (read
     without a query, also after the commit); None when it locked none. ``release``: the
     transaction has ended, so later appends lock the row again."""
-    head = db.info.pop(_LOCKED, None) if release else db.info.get(_LOCKED)
-    return Anchor(head.seq, head.hash) if head is not None else None
+    locked = db.info.pop(_LOCKED, None) if release else db.info.get(_LOCKED)
+    return Anchor(locked[1].seq, locked[1].hash) if locked is not None else None
 
 
 def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
@@ -84,10 +86,11 @@ def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
     ``lock_head`` did in this transaction). Written with two plain statements, not the
     ORM's flush: it runs while the head is locked, so every other writer waits on it. The
     event returned is a copy, not in the session."""
-    head = db.info.get(_LOCKED)
-    if head is None or not db.in_transaction() or head not in db:
-        lock_head(db)
-        head = db.info[_LOCKED]
+    locked = db.info.get(_LOCKED)
+    if locked is None or locked[0] is None or locked[0] is not db.get_transaction():
+        lock_head(db)  # none taken in this very transaction (a later one must lock again)
+        locked = db.info[_LOCKED]
+    head = locked[1]
     fields = {
         "seq": head.seq + 1,
         "ts": now.isoformat(),

@@ -28,8 +28,20 @@ class _Run(Generic[T]):
     def result(self) -> T:
         self.done.wait()
         if self.error is not None:
-            raise self.error
+            raise _own_copy(self.error) from self.error
         return self.value  # type: ignore[return-value]
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """The shared error as this caller's own object (same type and fields: the callers'
+    handlers tell errors apart by type), so threads do not rewrite one traceback."""
+    try:  # not copy.copy: it re-runs __init__ with args, which keyword-only ones refuse
+        clone = type(error).__new__(type(error))
+        clone.__dict__.update(error.__dict__)
+        clone.args = error.args
+        return clone
+    except Exception:  # an exception type that cannot be copied: share it
+        return error
 
 
 class Coalescer:
@@ -56,18 +68,25 @@ class Coalescer:
                     self._next[key] = mine
         if joined is not None:
             return joined.result()
-        if ahead is not None:
-            ahead.done.wait()
-            with self._lock:  # from here on, later callers wait for the run after this
-                del self._next[key]
-                self._running[key] = mine
         try:
+            if ahead is not None:
+                ahead.done.wait()
+                with self._lock:  # from here on, later callers wait for the run after this
+                    del self._next[key]
+                    self._running[key] = mine
             mine.value = call()
-        except BaseException as exc:
+        except Exception as exc:
             mine.error = exc
+        except BaseException:  # interrupted: the callers waiting with it are told so
+            mine.error = RuntimeError("a shared call was interrupted; try again")
+            raise
         finally:
             with self._lock:
                 if self._running.get(key) is mine:
                     del self._running[key]
+                if self._next.get(key) is mine:
+                    del self._next[key]
             mine.done.set()
-        return mine.result()
+        if mine.error is not None:
+            raise mine.error
+        return mine.value  # type: ignore[return-value]

@@ -45,6 +45,8 @@ from .zone import Zone
 log = logging.getLogger(__name__)
 # a grant still pending this long was left by a process that died while issuing it
 PENDING_GRACE = timedelta(seconds=15)
+ABANDONED = ("the session grant was abandoned while it was being issued; start the server "
+             "again (세션 발급 중단)")
 
 
 class SessionsNotRefreshed(StorageError):
@@ -214,7 +216,7 @@ def issue_grant(zone: Zone, actor: Identity, user: str, project_name: str,
                now + timedelta(hours=zone.settings.session_ttl_hours))
     datasets = _still_attested(zone, actor, asked.datasets)
     policy = parent_policy(zone, project_name, user, datasets, asked.quota)
-    if asked.replacing:
+    if asked.replacing:  # the hub spawns one server of a name at a time
         end_grants_where(zone, actor, user=user, server_name=server_name, reason="replaced",
                          stop_servers=False)
     grant_id = secrets.token_hex(8)
@@ -306,11 +308,12 @@ def _activate(zone: Zone, actor: Identity, grant_id: str, project_name: str, use
             raise Conflict(f"{user}'s server {server_name or '(default)'} was granted "
                            "a session a moment ago; start it once (이미 세션이 발급됨)")
         if row.pending is not GrantStatus.PENDING:  # reconciled meanwhile
-            raise StorageError("the session grant was abandoned while it was being issued; "
-                               "start the server again (세션 발급 중단)")
+            raise StorageError(ABANDONED)
         # again with the audit head locked: concurrent spawns cannot both pass
         quotas.refuse_unless_room(project_name, quotas.quota_with(row.quota), row.running)
-        db.connection().execute(_ACTIVATE, {"grant": grant_id, "key": access_key})
+        if db.connection().execute(_ACTIVATE, {"grant": grant_id, "key": access_key}
+                                   ).rowcount != 1:  # cannot happen in turn; never silently
+            raise StorageError(ABANDONED)
         zone.record(db, actor, "session.granted", f"project:{project_name}/user:{user}",
                     grant=grant_id, access_key=access_key, server=server_name,
                     datasets=[d["name"] for d in listed], expires_at=ends.isoformat())

@@ -94,7 +94,7 @@ class Zone:
         with self.sessions() as db:
             with db.begin():
                 take_write_turn(db)  # writers take turns from the first statement
-                audit.lock_head(db)
+                self._notice(audit.lock_head(db))
                 yield db
             head = audit.locked_head(db, release=True)  # as committed, with its events
         if head and head.seq:
@@ -162,6 +162,16 @@ class Zone:
                 self._anchored = newest
             self._anchor_writing = False
             self._anchor_turn.notify_all()
+
+    def _notice(self, head: audit.Anchor) -> None:
+        """The head as the database has it now: when it is behind what this process
+        committed (a restore, a failover to a replica that lagged), forget the newer one,
+        so no anchor is ever written for a head the database no longer holds."""
+        with self._anchor_turn:
+            if self._committed is not None and head.seq < self._committed.seq:
+                log.warning("the audit head went back from %s to %s: anchoring follows the "
+                            "database", self._committed.seq, head.seq)
+                self._committed = None
 
     def _covered(self, head: audit.Anchor) -> bool:
         return head == self._anchored or (self._anchored is not None

@@ -189,3 +189,26 @@ def test_concurrent_units_share_anchor_writes_and_none_returns_unanchored(zone):
     assert 1 <= len(written) < 16, written
     assert len(anchored_seqs(zone)) - before == len(written)
     assert findings(zone) == []
+
+
+def test_a_session_appending_in_a_second_transaction_locks_the_head_again(zone):
+    """The head a transaction locked is not reused by a later transaction of the same
+    session: another writer may have appended in between."""
+    with zone.sessions() as db:
+        with db.begin():
+            audit.lock_head(db)
+            first = audit.append(db, now=zone.now(), actor="admin", action="test.first",
+                                 subject="n:1").seq
+        with zone.unit_of_work() as other:  # another writer, in between
+            zone.record(other, ADMIN, "test.between", "n:2")
+        with db.begin():
+            third = audit.append(db, now=zone.now(), actor="admin", action="test.third",
+                                 subject="n:3").seq
+    assert third == first + 2
+    zone.anchor(audit.Anchor(third, _hash_of(zone, third)))
+    assert findings(zone) == []
+
+
+def _hash_of(zone, seq: int) -> str:
+    with zone.sessions() as db:
+        return db.scalar(select(AuditEvent.hash).where(AuditEvent.seq == seq))

@@ -68,3 +68,29 @@ def test_different_keys_run_apart_and_at_once():
         a = pool.submit(coalescer.run, "a", lambda: call("a"))
         b = pool.submit(coalescer.run, "b", lambda: call("b"))
         assert (a.result(10), b.result(10)) == ("a", "b")
+
+
+def test_callers_sharing_a_failed_run_each_get_an_error_of_its_type():
+    from safezone.audit import AuditUnanchored
+
+    coalescer = Coalescer()
+    first_started, release_first = threading.Event(), threading.Event()
+
+    def call() -> None:
+        if not first_started.is_set():
+            first_started.set()
+            release_first.wait(10)
+            return
+        raise AuditUnanchored(committed=True)
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(coalescer.run, "key", call)
+        assert first_started.wait(10)
+        waiting = [pool.submit(coalescer.run, "key", call) for _ in range(2)]
+        while not waiting_for_next(coalescer, "key", 2):
+            threading.Event().wait(0.01)
+        release_first.set()
+        first.result(10)
+        errors = [f.exception(10) for f in waiting]
+    assert all(isinstance(e, AuditUnanchored) and e.committed for e in errors)
+    assert errors[0] is not errors[1]  # each thread raises its own object

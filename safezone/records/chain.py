@@ -74,7 +74,9 @@ def _fields(row: AccessRecord) -> dict[str, Any]:
 _INSERT_RECORD = insert(AccessRecord.__table__)
 _MOVE_HEAD = (update(RecordsHead.__table__).where(RecordsHead.__table__.c.id == 1)
               .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
-_LOCK_HEAD = select(RecordsHead).where(RecordsHead.id == 1).with_for_update()
+# (populate_existing: a head the session loaded earlier is read again, not trusted)
+_LOCK_HEAD = (select(RecordsHead).where(RecordsHead.id == 1).with_for_update()
+              .execution_options(populate_existing=True))
 
 
 def lock_head(db: Session) -> RecordsHead:
