@@ -18,7 +18,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, literal, or_, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -48,22 +48,37 @@ def event_hash(fields: dict[str, Any]) -> str:
     return link_hash(fields, HASHED)
 
 
+@dataclass(frozen=True)
+class ChainStatements:
+    """A hash chain's statements, built once (a statement built per call costs more CPU
+    than running it): table statements, run on the session's connection, because the
+    ORM's bulk paths cost more; the head's lock reads it afresh (``populate_existing``),
+    never trusting a head the session loaded earlier. The audit trail and the access
+    records (``records.chain``) each have one."""
+
+    insert_link: Insert
+    move_head: Update  # parameters new_seq, new_hash
+    lock_head: Select
+
+    @classmethod
+    def of(cls, link: type, head: type) -> ChainStatements:
+        table = head.__table__
+        return cls(insert(link.__table__),
+                   update(table).where(table.c.id == 1)
+                   .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
+                   select(head).where(head.id == 1).with_for_update()
+                   .execution_options(populate_existing=True))
+
+
 _LOCKED = "safezone_audit_head"  # Session.info: the head row this transaction locked
-# built once: a statement built per call costs more CPU than running it
-# (table statements, run on the session's connection: the ORM's bulk paths cost more)
-_INSERT_EVENT = insert(AuditEvent.__table__)
-_MOVE_HEAD = (update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1)
-              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
-# (populate_existing: a head the session loaded earlier is read again, not trusted)
-_LOCK_HEAD = (select(AuditHead).where(AuditHead.id == 1).with_for_update()
-              .execution_options(populate_existing=True))
+_CHAIN = ChainStatements.of(AuditEvent, AuditHead)
 
 
 def lock_head(db: Session) -> Anchor:
     """Take the chain's head row for this transaction (PostgreSQL: ``FOR UPDATE``), so
     units of work that read then write take turns; created on first use. Returns the head
     as it stands (``locked_head`` follows this transaction's appends)."""
-    head = db.execute(_LOCK_HEAD).scalar()
+    head = db.execute(_CHAIN.lock_head).scalar()
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         db.add(head)
@@ -102,8 +117,8 @@ def append(db: Session, *, now: datetime, actor: str, action: str, subject: str,
     }
     digest = event_hash(fields)
     connection = db.connection()
-    connection.execute(_INSERT_EVENT, {**fields, "hash": digest})
-    connection.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": digest})
+    connection.execute(_CHAIN.insert_link, {**fields, "hash": digest})
+    connection.execute(_CHAIN.move_head, {"new_seq": fields["seq"], "new_hash": digest})
     set_committed_value(head, "seq", fields["seq"])  # as stored: not a change to flush
     set_committed_value(head, "hash", digest)
     return AuditEvent(**fields, hash=digest)

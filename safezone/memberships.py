@@ -22,7 +22,7 @@ from .models import Membership, MembershipStatus, Project, ProjectStatus
 from .naming import check_user_name
 from .permissions import Identity, Subject, require
 from .projects import get_project
-from .standing import effective_status, refuse_unless_usable, standing
+from .standing import effective_status, standing
 from .zone import Zone
 
 S = MembershipStatus
@@ -183,14 +183,6 @@ def usable_projects(zone: Zone, actor: Identity, user: str) -> list[str]:
             Membership.user_name == user, Membership.status == S.APPROVED,
             Project.status == ProjectStatus.ACTIVE))
         return sorted(m.project.name for m in rows if effective_status(m, now) is S.APPROVED)
-
-
-def require_usable(db: Session, zone: Zone, project: Project, user: str) -> Membership:
-    """The approved, unexpired membership behind a session grant, or a clear refusal."""
-    membership = _find(db, project, user)
-    refuse_unless_usable(effective_status(membership, zone.now()) if membership else None,
-                         project.name, user)
-    return membership
 
 
 def needing_attention(zone: Zone, actor: Identity, within: timedelta

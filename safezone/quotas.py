@@ -10,7 +10,9 @@ Where each is enforced:
 * **servers** — when a grant is issued (every server needs one, in both modes): the live
   grants of the project, less the one being replaced, must be fewer than the quota. It is
   checked before the MinIO identity is made and again inside the transaction that records
-  the grant, after the audit head is locked, so two concurrent spawns cannot both pass.
+  the grant, after the audit head is locked, so two concurrent spawns cannot both pass
+  (``grants._ask`` and ``grants._activate``, with ``running_servers`` and
+  ``refuse_unless_room``).
 * **storage** — ``work`` and ``outbox`` are buckets shared by all projects, and MinIO's
   bucket quota is per bucket, so the control plane measures the project's prefixes when it
   renders a session policy (a grant, or a running session's refresh). At or over the
@@ -82,15 +84,8 @@ def running_servers(project_id: Any, replacing: tuple[str, str] | None = None) -
     return query
 
 
-def _running(db: Session, project: Project, replacing: tuple[str, str] | None = None
-             ) -> int:
-    return db.scalar(running_servers(project.id, replacing)) or 0
-
-
-def require_server_room(db: Session, project: Project, user: str, server_name: str) -> None:
-    """Refuse a further server once the project runs as many as its quota allows."""
-    refuse_unless_room(project.name, quota_of(project),
-                       _running(db, project, (user, server_name)))
+def _running(db: Session, project: Project) -> int:
+    return db.scalar(running_servers(project.id)) or 0
 
 
 def refuse_unless_room(project_name: str, quota: Quota, running: int) -> None:
@@ -131,11 +126,11 @@ def within_storage_quota(zone: Zone, project_name: str, policy: dict[str, Any],
     operations = load_operations()
     if quota is None:
         with zone.sessions() as db:
-            overrides = db.execute(select(Project.id, Project.quota)
-                                   .where(Project.name == project_name)).first()
-        if overrides is None:
+            found = db.execute(select(Project.quota).where(Project.name == project_name)
+                               ).first()
+        if found is None:
             return policy
-        quota = quota_with(overrides.quota, operations)
+        quota = quota_with(found.quota, operations)
     used = storage_used(zone, project_name)
     if used < quota.storage_bytes:
         return policy

@@ -142,12 +142,12 @@ class Zone:
             while not self._covered(head):
                 if not self._anchor_writing:
                     self._anchor_writing = True
+                    # a later head this process committed covers this one too
+                    newest = self._committed if self._committed.seq > head.seq else head
                     break
                 self._anchor_turn.wait()
             else:
                 return
-        with self._anchor_turn:  # a later head this process committed since covers both
-            newest = self._committed if self._committed.seq > head.seq else head
         try:
             self.broker.write_anchor(newest.seq, newest.hash)
         except Exception as exc:

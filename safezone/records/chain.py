@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -69,19 +69,12 @@ def _fields(row: AccessRecord) -> dict[str, Any]:
     return {k: getattr(row, k) for k in (*HASHED, "prev_hash")}
 
 
-# built once: a statement built per call costs more CPU than running it
-# (table statements, run on the session's connection: the ORM's bulk paths cost more)
-_INSERT_RECORD = insert(AccessRecord.__table__)
-_MOVE_HEAD = (update(RecordsHead.__table__).where(RecordsHead.__table__.c.id == 1)
-              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
-# (populate_existing: a head the session loaded earlier is read again, not trusted)
-_LOCK_HEAD = (select(RecordsHead).where(RecordsHead.id == 1).with_for_update()
-              .execution_options(populate_existing=True))
+_CHAIN = audit.ChainStatements.of(AccessRecord, RecordsHead)
 
 
 def lock_head(db: Session) -> RecordsHead:
     """The head row, locked for this transaction (created on first use)."""
-    head = db.execute(_LOCK_HEAD).scalar()
+    head = db.execute(_CHAIN.lock_head).scalar()
     if head is None:
         head = RecordsHead(id=1, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS)
         db.add(head)
@@ -107,8 +100,8 @@ def append(db: Session, entries: Iterable[Entry]) -> list[AccessRecord]:
     if not rows:
         return []
     connection = db.connection()
-    connection.execute(_INSERT_RECORD, rows)
-    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    connection.execute(_CHAIN.insert_link, rows)
+    connection.execute(_CHAIN.move_head, {"new_seq": seq, "new_hash": prev})
     set_committed_value(head, "seq", seq)  # as stored: not a change to flush
     set_committed_value(head, "hash", prev)
     return [AccessRecord(**row) for row in rows]
