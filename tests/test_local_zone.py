@@ -3,6 +3,7 @@ notebook runs in a sandbox, and the zone refuses to start without the primitives
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from safezone.config import REPO_ROOT
+from safezone.local.processes import PortInUse, require_free_ports
 from safezone.sandbox import preflight
 
 from .kernels import KernelSession, run_code
@@ -26,6 +28,14 @@ from .support import wait_until
 
 pytestmark = pytest.mark.integration
 BRIDGE, SUBNET = "szlz0", "10.99.201.0/24"
+
+
+def port_is_free(port: int) -> bool:
+    try:
+        require_free_ports({"probe": port})
+    except PortInUse:
+        return False
+    return True
 
 
 def owner_and_mode(path: Path) -> tuple[str, int]:
@@ -52,9 +62,12 @@ def local_zone(tmp_path_factory):
         passwords = dict(re.findall(r"^\s{4}(\w+)\s+(\S+)$", text, re.M))
         yield state, passwords, text
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
+        with contextlib.suppress(ProcessLookupError):  # it may have given up by itself
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(150)  # it stops its services, each given 30 s
         log.close()
+        for port in (8000, 8001, 8081, 8700, 9000, 9001):  # all of them, with the hub's proxy
+            assert port_is_free(port), f"port {port} still in use after the zone stopped"
 
 
 def test_services_own_their_state(local_zone):

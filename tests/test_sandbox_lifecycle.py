@@ -89,7 +89,8 @@ def test_a_server_found_dead_at_hub_restart_takes_its_keys_along(own_stack):
     before = set(ZONE_NET.namespaces())
     s3 = start(own_stack, setup)
     hub = own_stack.hub
-    os.killpg(hub.popen.pid, signal.SIGKILL)  # the hub and its proxy, no cleanup
+    os.killpg(hub.popen.pid, signal.SIGKILL)  # the hub, no cleanup (its proxy, in a session
+    # of its own, lives on; the restarted hub finds it by its pid file and replaces it)
     hub.popen.wait()
     pid = server_pid()
     supervisor = psutil.Process(pid).ppid()  # `runc run`, the pid the hub's state holds

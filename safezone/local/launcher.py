@@ -22,7 +22,7 @@ from ..sandbox.preflight import SandboxUnavailable, require_sandbox
 from ..zone import Zone
 from .demo import DEMO_PROJECT, seed
 from .private_files import private_dir, write_private
-from .processes import ManagedProcess, wait_for_http
+from .processes import ManagedProcess, PortInUse, require_free_ports, wait_for_http
 from .services import MissingTool, minio_binary, start_hub, start_minio
 
 log = logging.getLogger("safezone.local")
@@ -84,6 +84,11 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         except SandboxUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
+    try:
+        require_free_ports({"hub": port, **PORTS})
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     state = (REPO_ROOT / state_dir).resolve() if not os.path.isabs(state_dir) else Path(state_dir)
     private_dir(state)
     state.chmod(0o711)  # each service's folder below is its own (0700); secrets.json is 0600
@@ -133,6 +138,9 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         })
     os.environ.update(env)
     running: list[ManagedProcess] = []
+    # a stop asked for while starting stops what has started (its services run in sessions
+    # of their own, so nothing else would)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if network:
             network.service_ports = {PORTS["minio"], PORTS["hub_api"], PORTS["control_plane"]}
@@ -168,7 +176,6 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
             "auth": {"username": "admin", "password": values["passwords"]["admin"]},
             "note": "safezone local zone"}).json()["token"]
         _announce(hub_url, values["passwords"], token, state, unisolated_demo)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(p.popen.poll() is None for p in running):
             time.sleep(1)
         stopped = next(p for p in running if p.popen.poll() is not None)

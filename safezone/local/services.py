@@ -13,6 +13,7 @@ from .private_files import private_dir
 from .processes import ManagedProcess, wait_for_http
 
 CACHE = REPO_ROOT / ".cache"
+PROXY_PID_FILE = "jupyterhub-proxy.pid"  # in the hub's state folder (hub_config)
 
 
 class MissingTool(RuntimeError):
@@ -100,5 +101,7 @@ def start_hub(env: dict[str, str], state_dir: Path, hub_url: str, log_path: Path
         [sys.executable, "-m", "jupyterhub", "-f",
          str(REPO_ROOT / "hub_config" / "jupyterhub_config.py")],
         log_path, env=full_env, cwd=state_dir)
+    # the hub starts its proxy in a session of its own; a killed hub leaves it listening
+    process.leaves = ((state_dir / PROXY_PID_FILE, "configurable-http-proxy"),)
     wait_for_http(f"{hub_url}/hub/api/", 90, process)
     return process
