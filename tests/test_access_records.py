@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,9 +17,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from safezone.clock import local
+from safezone.errors import InvalidInput
 from safezone.models import AccessRecord, AuditEvent
 from safezone.permissions import ADMIN_SCOPE, Identity
 from safezone.records import chain, report, sources
+from safezone.web.session import COOKIE, csrf_token
 
 from .support import (
     PIPELINE_KEY,
@@ -224,17 +227,42 @@ def test_the_report_flags_off_hours_reads_and_outlier_volumes(zone):
     night = datetime(2026, 10, 14, 18, 30, tzinfo=UTC)  # Thu 03:30 in Seoul
     entries.append(chain.Entry("u2", "object.read", night, "10.1.0.9", "p", "deid-a", "n"))
     chain.add(zone, entries)
-    done = report.review(zone, ADMIN, month.name)
-    assert done["totals"]["reads"] == 37
+    done = report.read(zone, ADMIN, month.name)
+    assert done["totals"]["reads"] == 37 and done["through"] == 37
     assert [(r["account"], r["target"]) for r in done["unusual"]["off_hours"]] == [("u2", "n")]
     assert [(o["account"], o["day"], o["reads"]) for o in done["unusual"]["outliers"]] == \
         [("u1", "2026-10-09", 30)]
     csv_text = report.as_csv(done)
     assert "off_hours" in csv_text and "outlier" in csv_text
-    with zone.sessions() as db:  # the review itself is recorded and audited
-        reviewed = db.scalars(select(AccessRecord).where(
-            AccessRecord.action == "records.reviewed")).all()
-        assert [r.account for r in reviewed] == ["admin"]
+    assert count_records(zone) == 37  # reading the report wrote nothing
+
+
+def test_a_review_covers_the_records_through_the_one_the_report_showed(zone):
+    """Records arriving after the report was read are not part of its review; a review
+    through a record that does not exist is refused and writes nothing."""
+    sources.install(zone)
+    noon = datetime(2026, 10, 6, 3, 0, tzinfo=UTC)
+    chain.add(zone, [chain.Entry("u1", "object.read", noon + timedelta(hours=h), "10.1.0.5",
+                                 "p", "deid-a", "k") for h in range(3)])
+    seen = report.read(zone, ADMIN, "2026-10")
+    night = datetime(2026, 10, 14, 18, 30, tzinfo=UTC)  # a late read arrives meanwhile
+    chain.add(zone, [chain.Entry("u2", "object.read", night, "10.1.0.9", "p", "deid-a", "n")])
+    for bad in (seen["through"] + 2, -1):
+        with pytest.raises(InvalidInput, match="through must be"):
+            report.mark_reviewed(zone, ADMIN, "2026-10", bad)
+    assert count_records(zone) == 4
+    done = report.mark_reviewed(zone, ADMIN, "2026-10", seen["through"])
+    assert done == {"month": "2026-10", "through": 3, "records": 3, "by": "admin",
+                    "unusual": {"off_hours": 0, "outliers": 0, "refused": 0,
+                                "unverified_source": 0}}
+    assert report.read(zone, ADMIN, "2026-10")["unusual"]["off_hours"][0]["account"] == "u2"
+    assert report.reviews(zone, ADMIN, "2026-10")[0] | {"at": ""} == \
+        {"by": "admin", "through": 3, "at": ""}
+    assert report.reviews(zone, ADMIN, "2026-09") == []
+    with zone.sessions() as db:  # audited, carried into the records, both chains intact
+        event = db.scalars(select(AuditEvent).where(
+            AuditEvent.action == "records.reviewed")).one()
+        assert event.subject == "records:2026-10" and event.data["through"] == 3
         assert chain.verify(db).intact
 
 
@@ -457,3 +485,74 @@ def test_the_admin_page_lists_reads_from_an_unverified_source(stack):
         assert refused.status_code == 403
         assert target not in refused.text and "unverified:10.9.9.77" not in refused.text
         assert "unverified-h" not in refused.text
+
+
+def _written(zone) -> tuple[int, int]:
+    """(the records' audit events — reviews, checkpoints —, review records): what a refused
+    or read-only call must not change (other tests' reads may still arrive meanwhile)."""
+    with zone.sessions() as db:
+        return (db.scalar(select(func.count()).select_from(AuditEvent).where(
+                    AuditEvent.action.like("records.%"))),
+                db.scalar(select(func.count()).select_from(AccessRecord).where(
+                    AccessRecord.action == "records.reviewed")))
+
+
+def test_reading_the_review_writes_nothing_and_marking_it_is_a_post(stack):
+    """The report (API, page in both languages, CLI) writes nothing. An administrator
+    marks the month reviewed with the page's form (CSRF) or the API, through the record
+    the report showed; the page then lists the review. A researcher, a reviewer and a
+    steward are refused both routes, a form without its CSRF token is refused, and none of
+    these writes a thing."""
+    month = local(stack.zone.now()).strftime("%Y-%m")
+    admin, page_admin = stack.api("admin"), browser_session(stack, "admin")
+    before = _written(stack.zone)
+    shown = admin.get("/api/records/report", params={"month": month}).json()
+    for language, button in (("en", f"Mark {month} reviewed"), ("ko", f"{month} 점검 완료")):
+        page = page_admin.get("pages/admin/records", params={"month": month},
+                              headers={"Accept-Language": language})
+        assert page.status_code == 200 and button in page.text
+        assert f'name="through" value="{shown["through"]}"' in page.text
+    env = {**os.environ, "SAFEZONE_URL": stack.control_plane.url,
+           "SAFEZONE_TOKEN": stack.tokens["admin"]}
+    cli = subprocess.run([sys.executable, "-m", "safezone.cli", "records", "report",
+                          "--month", month], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert cli.returncode == 0 and "reviewed" not in cli.stderr, cli.stderr
+    assert admin.get("/api/records/reviews", params={"month": month}).json() == []
+    assert _written(stack.zone) == before
+
+    form = {"month": month, "through": str(shown["through"])}
+
+    def with_csrf(client: httpx.Client) -> dict[str, str]:
+        return {**form, "_csrf": csrf_token(client.cookies.get(COOKIE))}
+
+    for user in ("alice", "reviewer", "steward"):
+        assert stack.api(user).post("/api/records/reviews", json={
+            "month": month, "through": shown["through"]}).status_code == 403
+        pages = browser_session(stack, user)
+        refused = pages.post("pages/admin/records/reviewed", data=with_csrf(pages))
+        assert refused.status_code == 403 and "reviews-h" not in refused.text
+    for forged in ({}, {"_csrf": "guess"}):  # the admin's cookie, not the admin's form
+        no_csrf = page_admin.post("pages/admin/records/reviewed", data={**form, **forged})
+        assert no_csrf.status_code == 403, no_csrf.text[:300]
+    beyond = admin.post("/api/records/reviews", json={"month": month, "through": 10**9})
+    assert beyond.status_code == 422 and "through must be" in beyond.json()["error"]
+    assert admin.post("/api/records/reviews", json={"month": "nov", "through": 0}
+                      ).status_code == 422
+    assert _written(stack.zone) == before
+
+    done = page_admin.post("pages/admin/records/reviewed", data=with_csrf(page_admin))
+    assert done.status_code == 303 and done.headers["location"].endswith(
+        f"pages/admin/records?month={month}&done=reviewed")
+    listed = page_admin.get(f"pages/admin/records?month={month}&done=reviewed",
+                            headers={"Accept-Language": "en"})
+    assert f"The records of {month} are marked reviewed." in listed.text
+    table = listed.text.split('id="reviews"', 1)[1].split("</table>", 1)[0]
+    assert "admin" in table and f"<td>{shown['through']}</td>" in table
+    by_api = admin.post("/api/records/reviews", json={"month": month,
+                                                       "through": shown["through"]})
+    assert by_api.status_code == 201 and by_api.json()["through"] == shown["through"]
+    reviews = admin.get("/api/records/reviews", params={"month": month}).json()
+    assert [(r["by"], r["through"]) for r in reviews] == [("admin", shown["through"])] * 2
+    assert _written(stack.zone)[1] - before[1] == 2
+    assert admin.get("/api/records/verify").json()["intact"]

@@ -33,9 +33,13 @@ def records_report(
         month: str = typer.Option(..., help="YYYY-MM on the zone's clock, e.g. 2026-11"),
         format: str = typer.Option("csv", "--format", help="csv or json"),
         output: str = typer.Option("", "--output", "-o", help="file (default: stdout)"),
+        mark_reviewed: bool = typer.Option(
+            False, "--mark-reviewed", help="then record that you reviewed this report "
+            "(through its newest record)"),
 ) -> None:
     """The monthly review (월간 점검): every record of the month with its flags (CSV or
-    JSON) and a readable summary on stderr. The review is itself recorded."""
+    JSON) and a readable summary on stderr. Reading writes nothing; --mark-reviewed
+    records the review of exactly the records shown."""
     import json
 
     from ..cli import CliError, call
@@ -51,6 +55,11 @@ def records_report(
     else:
         sys.stdout.write(data if data.endswith("\n") else data + "\n")
     typer.echo(result["summary"], err=True)
+    if mark_reviewed:
+        done = call("POST", "/api/records/reviews",
+                    {"month": result["month"], "through": result["through"]})
+        typer.echo(f"reviewed / 점검 완료: {done['month']} through record {done['through']} "
+                   f"({done['records']} records)", err=True)
 
 
 @records_app.command("list")

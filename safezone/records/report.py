@@ -1,8 +1,9 @@
 """The monthly review (월간 점검) of the access records: what happened in a month on the
 zone's clock, and the unusual patterns the policy names — data reads outside working
 hours, a user's reads on one day far above their median day, refused accesses, data reads
-whose source address came from a header the client sent (not verified). Reviewing
-is itself audited and recorded."""
+whose source address came from a header the client sent (not verified). Reading the
+report writes nothing; an administrator marks a month reviewed through a given record
+(``mark_reviewed``), which is audited and recorded."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..clock import LOCAL_TIME, local
 from ..errors import InvalidInput
-from ..models import AccessRecord
+from ..models import AccessRecord, RecordsHead
 from ..permissions import Identity, require
 from ..zone import Zone
 from . import chain
@@ -50,10 +51,11 @@ def month_of(text: str) -> Month:
     return Month(text, start, end)
 
 
-def _rows(db: Session, since: datetime, until: datetime, action: str | None = None
-          ) -> list[AccessRecord]:
+def _rows(db: Session, since: datetime, until: datetime, through: int,
+          action: str | None = None) -> list[AccessRecord]:
     query = select(AccessRecord).where(AccessRecord.ts >= chain.stamp(since),
-                                       AccessRecord.ts < chain.stamp(until))
+                                       AccessRecord.ts < chain.stamp(until),
+                                       AccessRecord.seq <= through)
     if action:
         query = query.where(AccessRecord.action == action, AccessRecord.outcome == "ok")
     return list(db.scalars(query.order_by(AccessRecord.seq)))
@@ -65,11 +67,13 @@ def off_hours(moment: datetime, review: Review) -> bool:
         review.start <= seen.time() < review.end)
 
 
-def _outliers(db: Session, month: Month, review: Review) -> list[dict[str, Any]]:
+def _outliers(db: Session, month: Month, review: Review, through: int
+              ) -> list[dict[str, Any]]:
     """Days of the month on which a user read far more than on their median day."""
     daily: dict[str, Counter[date]] = defaultdict(Counter)
     volume: dict[tuple[str, date], int] = Counter()
-    for row in _rows(db, month.end - timedelta(days=review.baseline_days), month.end, READ):
+    for row in _rows(db, month.end - timedelta(days=review.baseline_days), month.end,
+                     through, READ):
         day = local(chain.parse_stamp(row.ts)).date()
         daily[row.account][day] += 1
         volume[row.account, day] += int((row.detail or {}).get("bytes") or 0)
@@ -99,11 +103,18 @@ def _line(row: AccessRecord) -> dict[str, Any]:
             "outcome": row.outcome}
 
 
-def build(db: Session, month: Month) -> dict[str, Any]:
-    """The month's report: totals, unusual patterns and every record with its flags."""
+def newest_seq(db: Session) -> int:
+    return db.scalar(select(RecordsHead.seq).where(RecordsHead.id == 1)) or 0
+
+
+def build(db: Session, month: Month, through: int | None = None) -> dict[str, Any]:
+    """The month's report as of record ``through`` (default: the newest): totals, unusual
+    patterns and every record with its flags. The same ``through`` gives the same report
+    while retention has not removed its records."""
+    through = newest_seq(db) if through is None else through
     review = load_policy().review
-    rows = _rows(db, month.start, month.end)
-    outliers = _outliers(db, month, review)
+    rows = _rows(db, month.start, month.end, through)
+    outliers = _outliers(db, month, review, through)
     flagged_days = {(o["account"], o["day"]) for o in outliers}
     lines, late, refused, unverified = [], [], [], []
     for row in rows:
@@ -124,6 +135,7 @@ def build(db: Session, month: Month) -> dict[str, Any]:
     reads = [r for r in rows if r.action == READ and r.outcome == "ok"]
     return {
         "month": month.name, "from": month.start.isoformat(), "until": month.end.isoformat(),
+        "through": through,
         "totals": {"records": len(rows), "accounts": len({r.account for r in rows}),
                    "logins": sum(r.action == "login" for r in rows), "reads": len(reads),
                    "bytes_read": sum(int((r.detail or {}).get("bytes") or 0) for r in reads)},
@@ -139,18 +151,44 @@ def build(db: Session, month: Month) -> dict[str, Any]:
     }
 
 
-def review(zone: Zone, actor: Identity, month_text: str) -> dict[str, Any]:
-    """Build the report for an administrator; the review is audited (and so recorded)."""
+def read(zone: Zone, actor: Identity, month_text: str) -> dict[str, Any]:
+    """The month's report for an administrator, as of the newest record. Writes nothing."""
     require("records.report", actor)
     month = month_of(month_text)
     with zone.sessions() as db:
-        report = build(db, month)
-    unusual = {k: len(v) for k, v in report["unusual"].items()}
+        return build(db, month)
+
+
+def mark_reviewed(zone: Zone, actor: Identity, month_text: str, through: int
+                  ) -> dict[str, Any]:
+    """Record that ``actor`` reviewed the month's records through record ``through`` (the
+    report they read said which): audited, carried into the records, checkpointed."""
+    require("records.review", actor)
+    month = month_of(month_text)
     with zone.unit_of_work() as db:
-        zone.record(db, actor, "records.reviewed", "records", month=month.name,
-                    records=report["totals"]["records"], unusual=unusual)
+        newest = newest_seq(db)
+        if not 0 <= through <= newest:
+            raise InvalidInput(f"through must be a record number from 0 to {newest}, the "
+                               "newest (검토 범위 오류)")
+        report = build(db, month, through)
+        summary = {"month": month.name, "through": through,
+                   "records": report["totals"]["records"],
+                   "unusual": {k: len(v) for k, v in report["unusual"].items()}}
+        zone.record(db, actor, "records.reviewed", f"records:{month.name}", **summary)
     chain.checkpoint(zone, actor, "review")
-    return report
+    return {**summary, "by": actor.label}
+
+
+def reviews(zone: Zone, actor: Identity, month_text: str) -> list[dict[str, Any]]:
+    """Who marked the month reviewed, when and through which record (oldest first)."""
+    require("records.report", actor)
+    month = month_of(month_text)
+    with zone.sessions() as db:
+        rows = db.scalars(select(AccessRecord).where(
+            AccessRecord.action == "records.reviewed",
+            AccessRecord.target == f"records:{month.name}").order_by(AccessRecord.seq))
+        return [{"by": row.account, "at": local(chain.parse_stamp(row.ts)).isoformat(),
+                 "through": (row.detail or {}).get("through")} for row in rows]
 
 
 def _cell(value: Any) -> str:

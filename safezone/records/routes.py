@@ -29,6 +29,15 @@ class LoginIn(BaseModel):
     subject: str = Field(default="", max_length=255)  # and the IdP subject who tried
 
 
+class ReviewedIn(BaseModel):
+    """A month's records reviewed through a record: the ``through`` of the report read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: str = Field(min_length=7, max_length=7)
+    through: int = Field(ge=0)
+
+
 def records_router(zone: Zone, caller: Any) -> APIRouter:
     router = APIRouter()
     Actor = Annotated[Identity, Depends(caller)]
@@ -67,15 +76,26 @@ def records_router(zone: Zone, caller: Any) -> APIRouter:
     @router.get("/api/records/report", response_model=None)
     @action("records.report")
     def monthly(actor: Actor, month: str = "", format: str = "json") -> Response | dict[str, Any]:
-        """The month's review as JSON (with a readable summary) or CSV; audited."""
+        """The month's report as JSON (with a readable summary) or CSV; writes nothing."""
         if format not in ("json", "csv"):
             raise InvalidInput("format must be json or csv")
-        done = report.review(zone, actor, month)
+        done = report.read(zone, actor, month)
         if format == "csv":
             return Response(report.as_csv(done), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": "attachment; filename="
                                      f"access-records-{done['month']}.csv",
                                      "Cache-Control": "no-store"})
         return {**done, "summary": report.summary(done)}
+
+    @router.post("/api/records/reviews", status_code=201)
+    @action("records.review")
+    def mark_reviewed(body: ReviewedIn, actor: Actor) -> dict[str, Any]:
+        """The month reviewed through record ``through`` (the report's own ``through``)."""
+        return report.mark_reviewed(zone, actor, body.month, body.through)
+
+    @router.get("/api/records/reviews")
+    @action("records.report")
+    def month_reviews(actor: Actor, month: str = "") -> list[dict[str, Any]]:
+        return report.reviews(zone, actor, month)
 
     return router

@@ -27,7 +27,7 @@ SUBJECT_USER = re.compile(r"/user:([^/]+)$")
 # why the hub refused a login it reports: the name is bound to another IdP subject
 LOGIN_REFUSALS = ("idp_subject",)
 KEPT = ("grant", "server", "reason", "count", "sha256", "before", "after", "decision",
-        "round", "bom", "why", "access_key", "output")
+        "round", "bom", "why", "access_key", "output", "through")
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -107,6 +107,8 @@ def from_audit(db: Session, audited: AuditEvent) -> chain.Entry:
     target = str(data.get("file") or data.get("key") or "")
     if subject.startswith(("export:", "application:")):
         target = f"{subject}/{target}" if target else subject
+    elif subject.startswith("records:"):  # a review of the records of a month
+        target = subject
     detail = {"audit_seq": audited.seq, "actor": audited.actor,
               **{k: data[k] for k in KEPT if k in data}}
     return chain.Entry(account=user.group(1) if user else audited.actor,

@@ -1,18 +1,23 @@
 """The access records' monthly review (월간 점검) in the pages: the month's totals and its
 unusual patterns (reads outside working hours, days far above a user's median, refused
 accesses, reads from an unverified source address), with the full report as CSV or
-JSON. Opening it is a review, and recorded."""
+JSON. Reading writes nothing; the administrator marks the month reviewed with a form
+(POST, CSRF-checked), through the newest record the page showed."""
 
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from ..api.actions import action
 from ..clock import local
+from ..errors import InvalidInput
+from ..permissions import Identity
 from ..records import report
-from .kit import PageKit
+from .i18n import N_
+from .kit import PageKit, said
 
 SHOWN = 200  # rows of each unusual list on the page; the CSV has them all
+NOT_A_RECORD = N_("The record number the page sent is not a number; reload the page.")
 
 
 def routes(kit: PageKit) -> APIRouter:
@@ -24,11 +29,35 @@ def routes(kit: PageKit) -> APIRouter:
     def monthly_review(request: Request, month: str = "") -> HTMLResponse:
         me, token = kit.who(request)
         chosen = month or local(zone.now()).strftime("%Y-%m")
-        done = report.review(zone, me, chosen)
+        reviewed = request.query_params.get("done") == "reviewed"
+        return page(request, me, token, chosen, reviewed=reviewed)
+
+    @router.post("/pages/admin/records/reviewed")
+    @action("records.review")
+    async def mark_reviewed(request: Request) -> Response:
+        me, form, token = await kit.posted(request)
+        month = str(form.get("month", ""))
+        try:
+            through = int(str(form.get("through", "")))
+            report.mark_reviewed(zone, me, month, through)
+        except ValueError:
+            return page(request, me, token, month, status=422,
+                        error=kit.text(request, NOT_A_RECORD))
+        except InvalidInput as exc:
+            return page(request, me, token, month, status=exc.status_code,
+                        error=said(request, exc.message))
+        return kit.go(f"pages/admin/records?month={month}&done=reviewed")  # month: checked
+
+    def page(request: Request, me: Identity, token: str, month: str, status: int = 200, *,
+             reviewed: bool = False, error: str = "") -> HTMLResponse:
+        done = report.read(zone, me, month)
         unusual = {k: v[:SHOWN] for k, v in done["unusual"].items()}
-        return kit.render(request, "admin_records.html", me, token, month=done["month"],
+        return kit.render(request, "admin_records.html", me, token, status=status,
+                          month=done["month"], through=done["through"],
                           totals=done["totals"], by_action=done["by_action"],
                           policy=done["policy"], unusual=unusual,
-                          counts={k: len(v) for k, v in done["unusual"].items()})
+                          counts={k: len(v) for k, v in done["unusual"].items()},
+                          reviews=report.reviews(zone, me, done["month"]),
+                          reviewed=reviewed, error=error)
 
     return router

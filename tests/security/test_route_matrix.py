@@ -252,8 +252,13 @@ CALLS: list[Call] = [
     Call("GET", "/api/records", "records.read"),
     Call("GET", "/api/records/verify", "records.verify"),
     Call("GET", "/api/records/report", "records.report"),
+    Call("GET", "/api/records/reviews", "records.report"),
+    Call("POST", "/api/records/reviews", "records.review",
+         body=lambda w: {"month": "2026-11", "through": 0}),
     Call("POST", "/api/records/sweep", "records.sweep"),
     Call("GET", "/pages/admin/records", "records.report"),
+    Call("POST", "/pages/admin/records/reviewed", "records.review", form=True,
+         body=lambda w: {"month": "2026-11", "through": "0"}),
     Call("POST", "/pages/admin/audit/verify", "audit.verify", form=True),
 ]
 
