@@ -19,11 +19,14 @@ Where each is enforced:
   quota the policy gets ``storage_full_statements`` (a Deny of ``s3:PutObject``): the
   session can still read, list and delete there, so the researcher can make room. A session
   issued under the quota is not cut off mid-way: it may overshoot until its next grant.
+  Listing is O(objects), so a grant reuses a recent measurement that found room
+  (``storage_measure_max_age_seconds``); one that found the project full is redone.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -101,8 +104,25 @@ def refuse_unless_room(project_name: str, quota: Quota, running: int) -> None:
 def storage_used(zone: Zone, project_name: str) -> int:
     """Bytes stored under ``work/<project>/`` and ``outbox/<project>/`` (current versions),
     measured after the call (concurrent callers share one measurement: ``coalesce``)."""
-    return zone.coalesced.run(("storage used", project_name),
-                              lambda: _measure(zone, project_name))
+    key = ("storage used", project_name)
+
+    def measure() -> int:
+        started = time.monotonic()
+        used = _measure(zone, project_name)
+        zone.measured[key] = (started, used)
+        return used
+
+    return zone.coalesced.run(key, measure)
+
+
+def recent_storage_used(zone: Zone, project_name: str, quota: Quota,
+                        max_age: float) -> int:
+    """``storage_used``, or a measurement begun less than ``max_age`` seconds ago that
+    found the project under ``quota``."""
+    at, used = zone.measured.get(("storage used", project_name), (None, None))
+    if at is not None and time.monotonic() - at < max_age and used < quota.storage_bytes:
+        return used
+    return storage_used(zone, project_name)
 
 
 def _measure(zone: Zone, project_name: str) -> int:
@@ -131,7 +151,8 @@ def within_storage_quota(zone: Zone, project_name: str, policy: dict[str, Any],
         if found is None:
             return policy
         quota = quota_with(found.quota, operations)
-    used = storage_used(zone, project_name)
+    used = recent_storage_used(zone, project_name, quota,
+                               operations["quotas"]["storage_measure_max_age_seconds"])
     if used < quota.storage_bytes:
         return policy
     log.info("project %s is at its storage quota (%d of %d bytes): sessions cannot write",

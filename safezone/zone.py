@@ -42,6 +42,9 @@ class Zone:
         default_factory=list, init=False, repr=False)
     # concurrent identical calls (MinIO listings, a parent's policy) share one run
     coalesced: Coalescer = field(default_factory=Coalescer, init=False, repr=False)
+    # recent measurements a hot path may reuse: key -> (time.monotonic(), value)
+    measured: dict[Any, tuple[float, Any]] = field(default_factory=dict, init=False,
+                                                   repr=False)
     # audit anchoring state of this process (see unit_of_work)
     _anchored: audit.Anchor | None = field(default=None, init=False, repr=False)
     _unanchored_seq: int = field(default=0, init=False, repr=False)

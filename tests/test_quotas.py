@@ -11,11 +11,13 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
+from safezone import quotas
 from safezone.culling import load_operations
 from safezone.models import AuditEvent, GrantStatus, SessionGrant
+from safezone.quotas import Quota
 from safezone.sandbox.limits import limits_for
 
-from .support import hub_login, issue_grant, notebook_s3, provision
+from .support import hub_login, issue_grant, notebook_s3, provision, unique
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +180,20 @@ def test_a_project_over_its_storage_quota_gets_sessions_that_cannot_write(stack)
 
     room = notebook_s3(stack, issue_grant(stack, "alice", project, "three"))
     assert put(room, "work", f"{work}c.bin", b"small") == "ok"  # under the quota again
+
+
+def test_a_grant_reuses_a_recent_measurement_only_while_it_found_room(stack):
+    """Measuring lists every object, so a grant reuses a measurement younger than the
+    policy's age that found room; one older, or one that found the project full, is
+    measured again in MinIO (so deleting to make room shows at once)."""
+    project = unique("meter")
+    quota = Quota(servers=1, storage_gib=4096 / 1024 ** 3)
+    s3 = stack.minio.root_s3()
+    s3.put_object(Bucket="work", Key=f"{project}/a.bin", Body=b"x" * 100)
+    assert quotas.storage_used(stack.zone, project) == 100
+    s3.put_object(Bucket="work", Key=f"{project}/b.bin", Body=b"x" * 5000)
+    assert quotas.recent_storage_used(stack.zone, project, quota, 60) == 100  # reused
+    assert quotas.recent_storage_used(stack.zone, project, quota, 0) == 5100  # too old
+    s3.delete_object(Bucket="work", Key=f"{project}/b.bin")
+    assert quotas.recent_storage_used(stack.zone, project, quota, 60) == 100  # found full
+    assert load_operations()["quotas"]["storage_measure_max_age_seconds"] > 0
