@@ -375,3 +375,20 @@ def _revoke(admin: Person, bob: Person, project: str, request_url: str) -> None:
     bob.shot("25-bob-after-revoke")
     refused = bob.page.goto(f"{bob.stack.hub_url}/services/safezone/pages/review/{request_id}")
     assert refused.status == 403  # a requester never opens the review page
+    _records_reviewed(admin)
+
+
+def _records_reviewed(admin: Person) -> None:
+    """The month's access records: the administrator reads them, then marks them reviewed
+    through the newest record the page showed; the page lists the review."""
+    admin.pages("admin/records")
+    month = admin.page.locator("#month").input_value()
+    through = admin.page.locator("#review-form input[name=through]").input_value()
+    admin.shot("26-records")
+    admin.button(admin._("Mark %(month)s reviewed", month=month))
+    assert admin.page.locator("#flash").inner_text() == admin._(
+        "The records of %(month)s are marked reviewed.", month=month)
+    rows = admin.page.locator("#reviews tbody tr")
+    assert rows.last.locator("td").nth(1).inner_text() == "admin"
+    assert rows.last.locator("td").nth(2).inner_text() == through
+    admin.shot("27-records-reviewed")
