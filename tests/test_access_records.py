@@ -247,7 +247,7 @@ def test_a_review_covers_the_records_through_the_one_the_report_showed(zone):
     seen = report.read(zone, ADMIN, "2026-10")
     night = datetime(2026, 10, 14, 18, 30, tzinfo=UTC)  # a late read arrives meanwhile
     chain.add(zone, [chain.Entry("u2", "object.read", night, "10.1.0.9", "p", "deid-a", "n")])
-    for bad in (seen["through"] + 2, -1):
+    for bad in (seen["through"] + 2, 0, -1):
         with pytest.raises(InvalidInput, match="through must be"):
             report.mark_reviewed(zone, ADMIN, "2026-10", bad)
     assert count_records(zone) == 4
@@ -267,7 +267,8 @@ def test_a_review_covers_the_records_through_the_one_the_report_showed(zone):
 
 
 def test_bad_months_are_refused(stack):
-    for month in ("2026-13", "nov", "2026-1"):
+    for month in ("2026-13", "nov", "2026-1", "2026-11\n", "0000-01", "9999-12",
+                  "\u0662\u0660\u0662\u0666-11"):  # the last: Arabic-Indic digits
         response = stack.api("admin").get("/api/records/report", params={"month": month})
         assert response.status_code == 422 and "YYYY-MM" in response.json()["error"]
 
@@ -512,6 +513,10 @@ def test_reading_the_review_writes_nothing_and_marking_it_is_a_post(stack):
                               headers={"Accept-Language": language})
         assert page.status_code == 200 and button in page.text
         assert f'name="through" value="{shown["through"]}"' in page.text
+        title = page.text.split("<title>", 1)[1].split("</title>", 1)[0]
+        assert "<" not in title and "_csrf" not in title, title  # plain text, no form
+    csv_report = admin.get("/api/records/report", params={"month": month, "format": "csv"})
+    assert csv_report.status_code == 200 and csv_report.text.startswith("seq,")
     env = {**os.environ, "SAFEZONE_URL": stack.control_plane.url,
            "SAFEZONE_TOKEN": stack.tokens["admin"]}
     cli = subprocess.run([sys.executable, "-m", "safezone.cli", "records", "report",
@@ -539,6 +544,9 @@ def test_reading_the_review_writes_nothing_and_marking_it_is_a_post(stack):
     assert beyond.status_code == 422 and "through must be" in beyond.json()["error"]
     assert admin.post("/api/records/reviews", json={"month": "nov", "through": 0}
                       ).status_code == 422
+    fake = page_admin.get(f"pages/admin/records?month={month}&done=reviewed",
+                          headers={"Accept-Language": "en"})  # a link cannot claim a review
+    assert fake.status_code == 200 and "marked reviewed." not in fake.text
     assert _written(stack.zone) == before
 
     done = page_admin.post("pages/admin/records/reviewed", data=with_csrf(page_admin))
@@ -547,12 +555,18 @@ def test_reading_the_review_writes_nothing_and_marking_it_is_a_post(stack):
     listed = page_admin.get(f"pages/admin/records?month={month}&done=reviewed",
                             headers={"Accept-Language": "en"})
     assert f"The records of {month} are marked reviewed." in listed.text
-    table = listed.text.split('id="reviews"', 1)[1].split("</table>", 1)[0]
+    table = listed.text.split('<table id="reviews">', 1)[1].split("</table>", 1)[0]
     assert "admin" in table and f"<td>{shown['through']}</td>" in table
     by_api = admin.post("/api/records/reviews", json={"month": month,
                                                        "through": shown["through"]})
     assert by_api.status_code == 201 and by_api.json()["through"] == shown["through"]
+    by_cli = subprocess.run([sys.executable, "-m", "safezone.cli", "records", "report",
+                             "--month", month, "--mark-reviewed"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert by_cli.returncode == 0 and f"reviewed / 점검 완료: {month} through record" \
+        in by_cli.stderr, by_cli.stderr
     reviews = admin.get("/api/records/reviews", params={"month": month}).json()
-    assert [(r["by"], r["through"]) for r in reviews] == [("admin", shown["through"])] * 2
-    assert _written(stack.zone)[1] - before[1] == 2
+    assert [(r["by"], r["through"]) for r in reviews[:2]] == [("admin", shown["through"])] * 2
+    assert reviews[2]["by"] == "admin" and reviews[2]["through"] > shown["through"]
+    assert _written(stack.zone)[1] - before[1] == 3
     assert admin.get("/api/records/verify").json()["intact"]

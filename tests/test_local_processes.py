@@ -66,6 +66,13 @@ def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
     assert processes_mentioning(str(state)) == []
 
 
+def test_ports_given_twice_or_out_of_range_are_refused():
+    for ports, said in (({"hub": 8001, "proxy_api": 8001}, "given to both hub and proxy_api"),
+                        ({"hub": 70000}, "not a port number")):
+        with pytest.raises(PortInUse, match=said):
+            require_free_ports(ports)
+
+
 def test_a_stop_while_starting_stops_what_started(tmp_path):
     """SIGTERM once MinIO is being started: the zone stops it (MinIO runs in a session of
     its own, so the signal alone would not reach it) and frees every port."""
@@ -115,6 +122,8 @@ def test_a_killed_hubs_proxy_is_stopped_with_it(tmp_path):
         proxy.wait(10)  # it exits (a timeout here fails the test)
         assert port_free(18431) and port_free(18432)
         assert bystander.poll() is None
+        # neither pid file is left for the next hub, which would signal whatever has the pid
+        assert not (tmp_path / "proxy.pid").exists() and not (tmp_path / "other.pid").exists()
     finally:
         for child in (proxy, bystander):
             child.kill()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safezone.local.private_files import private_dir, write_private
+from safezone.local.private_files import UnsafeFolder, private_dir, write_private
 
 NOBODY = (65534, 65534)
 
@@ -109,3 +109,23 @@ def test_owner_is_applied(tmp_path):
     st = target.stat()
     assert (st.st_uid, st.st_gid) == NOBODY and stat.S_IMODE(st.st_mode) == 0o600
     assert target.read_bytes() == b"hashes"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_a_folder_someone_else_made_or_a_symlink_is_refused(tmp_path):
+    """A state folder on a shared path (``--state-dir /tmp/zone``): another user who made
+    ``hub/`` first could write the proxy's pid file or swap secrets, so it is refused, and
+    its owner and mode are left as they were; the same for a symlink."""
+    planted = tmp_path / "hub"
+    planted.mkdir()
+    planted.chmod(0o777)
+    os.chown(planted, *NOBODY)
+    with pytest.raises(UnsafeFolder, match="belongs to uid"):
+        private_dir(planted)
+    st = planted.lstat()
+    assert (st.st_uid, st.st_gid) == NOBODY and stat.S_IMODE(st.st_mode) == 0o777
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafeFolder, match="symlink"):
+        private_dir(tmp_path / "link")
+    assert private_dir(planted, owner=NOBODY) == planted  # the service's own folder

@@ -21,8 +21,14 @@ from ..sandbox.network import NetworkError, ZoneNetwork
 from ..sandbox.preflight import SandboxUnavailable, require_sandbox
 from ..zone import Zone
 from .demo import DEMO_PROJECT, seed
-from .private_files import private_dir, write_private
-from .processes import ManagedProcess, PortInUse, require_free_ports, wait_for_http
+from .private_files import UnsafeFolder, private_dir, write_private
+from .processes import (
+    ManagedProcess,
+    PortInUse,
+    held_signals,
+    require_free_ports,
+    wait_for_http,
+)
 from .services import MissingTool, minio_binary, start_hub, start_minio
 
 log = logging.getLogger("safezone.local")
@@ -90,7 +96,11 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     state = (REPO_ROOT / state_dir).resolve() if not os.path.isabs(state_dir) else Path(state_dir)
-    private_dir(state)
+    try:
+        private_dir(state)
+    except UnsafeFolder as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     state.chmod(0o711)  # each service's folder below is its own (0700); secrets.json is 0600
     values = _secrets(state)
     network = None if unisolated_demo else ZoneNetwork(
@@ -139,8 +149,9 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
     os.environ.update(env)
     running: list[ManagedProcess] = []
     # a stop asked for while starting stops what has started (its services run in sessions
-    # of their own, so nothing else would)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # of their own, so nothing else would); a closed terminal is such a stop too
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     try:
         if network:
             network.service_ports = {PORTS["minio"], PORTS["hub_api"], PORTS["control_plane"]}
@@ -150,12 +161,12 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
                      network.subnet, host, sorted(network.service_ports))
         log.info("starting MinIO on %s:%s", host, PORTS["minio"])
         owner = None if minio_uid is None else (minio_uid, pwd.getpwuid(minio_uid).pw_gid)
-        running.append(start_minio(private_dir(state / "minio", owner), PORTS["minio"],
-                                   PORTS["minio_console"], env["SAFEZONE_MINIO_ROOT_USER"],
-                                   values["minio_root_password"], state / "logs" / "minio.log",
-                                   host=host, user=minio_uid, audit_webhook=(
-                                       f"{env['SAFEZONE_CONTROL_PLANE_URL']}"
-                                       "/api/records/minio", values["records_token"])))
+        start_minio(private_dir(state / "minio", owner), PORTS["minio"],
+                    PORTS["minio_console"], env["SAFEZONE_MINIO_ROOT_USER"],
+                    values["minio_root_password"], state / "logs" / "minio.log",
+                    host=host, user=minio_uid, into=running, audit_webhook=(
+                        f"{env['SAFEZONE_CONTROL_PLANE_URL']}/api/records/minio",
+                        values["records_token"]))
         settings = Settings.from_env()
         zone = Zone.from_settings(settings)
         zone.broker.bootstrap()
@@ -167,11 +178,10 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
                   "PYTHONPATH": str(REPO_ROOT)}
         control_plane = ManagedProcess.start(
             "control-plane", [sys.executable, "-m", "safezone.api.main"],
-            state / "logs" / "control-plane.log", env=cp_env)
-        running.append(control_plane)
+            state / "logs" / "control-plane.log", env=cp_env, into=running)
         wait_for_http(f"{env['SAFEZONE_CONTROL_PLANE_URL']}/api/health", 60, control_plane)
-        running.append(start_hub(env, private_dir(state / "hub"), hub_url,
-                                 state / "logs" / "hub.log"))
+        start_hub(env, private_dir(state / "hub"), hub_url, state / "logs" / "hub.log",
+                  into=running)
         token = httpx.post(f"{hub_url}/hub/api/users/admin/tokens", timeout=30, json={
             "auth": {"username": "admin", "password": values["passwords"]["admin"]},
             "note": "safezone local zone"}).json()["token"]
@@ -180,16 +190,18 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
             time.sleep(1)
         stopped = next(p for p in running if p.popen.poll() is not None)
         log.error("%s stopped; see %s", stopped.name, stopped.log_path)
-    except (MissingTool, NetworkError) as exc:
+        raise SystemExit(1)  # the zone is down (the rest is stopped below)
+    except (MissingTool, NetworkError, UnsafeFolder) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(running):
-            process.stop(timeout=30)
-        if network:
-            network.down()
+        with held_signals():  # a second Ctrl-C or SIGTERM must not abandon the clean-up
+            for process in reversed(running):
+                process.stop(timeout=30)
+            if network:
+                network.down()
 
 
 def service_user(name: str, binary: Path, state: Path) -> int | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
+import stat
 from pathlib import Path
 
 
@@ -34,13 +36,33 @@ def write_private(path: Path, data: bytes, owner: tuple[int, int] | None = None)
     _sync_dir(path.parent)
 
 
+class UnsafeFolder(RuntimeError):
+    """A private folder exists but is a symlink or belongs to someone else."""
+
+
 def private_dir(path: Path, owner: tuple[int, int] | None = None) -> Path:
-    """Create ``path`` (and its parents) or fix it: mode 0700, owned by ``owner``."""
+    """Create ``path`` (and its parents) or fix it: mode 0700, owned by ``owner``. An
+    existing one that is a symlink, or owned by neither this user nor ``owner``, is
+    refused: whoever made it could replace what goes in it (a pid file, a secret)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = path.lstat()
+    trusted = {os.geteuid(), *(owner[:1] if owner else ())}
+    if stat.S_ISLNK(found.st_mode) or not (found.st_uid in trusted
+                                           or _service_user(found.st_uid)):
+        raise UnsafeFolder(f"{path} is a symlink or belongs to uid {found.st_uid}, not to "
+                           "this user: remove it, or choose another --state-dir")
     if owner is not None:
         os.chown(path, *owner)
     path.chmod(0o700)
     return path
+
+
+def _service_user(uid: int) -> bool:
+    """One of the zone's own service users (``safezone-…``, made by the launcher)."""
+    try:
+        return pwd.getpwuid(uid).pw_name.startswith("safezone-")
+    except KeyError:
+        return False
 
 
 def _sync_dir(folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import re
@@ -9,6 +10,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +31,35 @@ def free_port() -> int:
 def require_free_ports(ports: dict[str, int]) -> None:
     """Refuse to start anything while another program listens on one of ``ports`` (name →
     port): a zone half up behind someone else's proxy is worse than a clear refusal."""
+    seen: dict[int, str] = {}
     for name, port in ports.items():
+        if not 0 < port < 65536:
+            raise PortInUse(f"port {port} ({name}) is not a port number (1-65535)")
+        if port in seen:
+            raise PortInUse(f"port {port} is given to both {seen[port]} and {name}")
+        seen[port] = name
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
             try:
                 probe.bind(("0.0.0.0", port))  # conflicts with a listener on any address
-            except OSError:
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise PortInUse(f"port {port} ({name}) cannot be used: {exc.strerror}"
+                                    ) from None
                 raise PortInUse(f"port {port} ({name}) is in use{_holder(port)}: stop that "
                                 "program, or the zone already running there") from None
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and SIGHUP (delivered when the block ends): a second Ctrl-C
+    must not abandon a clean-up, nor come between starting a child and recording it."""
+    held = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _holder(port: int) -> str:
@@ -53,25 +77,29 @@ def _holder(port: int) -> str:
 def stop_recorded_process(pid_file: Path, expected: str) -> bool:
     """SIGTERM (then SIGKILL) the process ``pid_file`` names if it is still alive and its
     command line contains ``expected``; True if one was stopped. For children that a
-    killed parent leaves behind in a session of their own (the hub's proxy)."""
+    killed parent leaves behind in a session of their own (the hub's proxy). The file goes
+    in any case: a stale pid would make the next hub signal whatever process has it."""
     try:
         pid = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
             errors="replace")
     except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
         return False
     if expected not in cmdline:
+        pid_file.unlink(missing_ok=True)
         return False  # the pid was reused by something else: not ours to stop
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
-            return True
+            break
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
         if not _alive(pid):
             break
+    pid_file.unlink(missing_ok=True)
     return True
 
 
@@ -128,15 +156,20 @@ class ManagedProcess:
 
     @classmethod
     def start(cls, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None,
-              cwd: str | Path | None = None, user: int | None = None) -> ManagedProcess:
+              cwd: str | Path | None = None, user: int | None = None,
+              into: list[ManagedProcess] | None = None) -> ManagedProcess:
+        """Start it in a session of its own; ``into``: the caller's list of what it must
+        stop, which it joins before any signal can come between."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                 start_new_session=True, user=user,
-                                 group=None if user is None else pwd.getpwuid(user).pw_gid,
-                                 extra_groups=None if user is None else [])
-        log.close()
-        return cls(name, popen, log_path)
+        with open(log_path, "ab") as log, held_signals():  # the child keeps its own copy
+            popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=cwd, start_new_session=True, user=user,
+                                     group=None if user is None else pwd.getpwuid(user).pw_gid,
+                                     extra_groups=None if user is None else [])
+            process = cls(name, popen, log_path)
+            if into is not None:
+                into.append(process)
+        return process
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -145,16 +178,28 @@ class ManagedProcess:
             return ""
 
     def stop(self, timeout: float = 10) -> None:
-        """SIGTERM the whole process group, then SIGKILL what is left; then whatever it
-        left behind in sessions of their own."""
-        try:
-            if self.popen.poll() is None:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        """SIGTERM the whole process group, then SIGKILL what is left (also once the leader
+        exited: it is reaped only after, so its group id cannot have gone to another);
+        then whatever it left behind in sessions of their own. Signals wait till done."""
+        with held_signals():
+            if self.popen.returncode is None:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.popen.pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout
+                while not self._exited() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            # what is left of the group; once the leader was reaped (by a poll()) its group
+            # id stays taken while any member lives, so this reaches no other group
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
-        except ProcessLookupError:
-            pass
-        for pid_file, command in self.leaves:
-            stop_recorded_process(pid_file, command)
+            for pid_file, command in self.leaves:
+                stop_recorded_process(pid_file, command)
+
+    def _exited(self) -> bool:
+        """Whether the leader exited, without reaping it."""
+        try:
+            found = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped already (by Popen.poll)
+            return True
+        return found is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import REPO_ROOT
 from .private_files import private_dir
-from .processes import ManagedProcess, wait_for_http
+from .processes import ManagedProcess, stop_recorded_process, wait_for_http
 
 CACHE = REPO_ROOT / ".cache"
 PROXY_PID_FILE = "jupyterhub-proxy.pid"  # in the hub's state folder (hub_config)
@@ -69,11 +69,12 @@ def audit_webhook_env(endpoint: str, token: str, queue_dir: Path | None = None
 
 def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
                 root_password: str, log_path: Path, host: str = "127.0.0.1",
-                user: int | None = None, audit_webhook: tuple[str, str] | None = None
-                ) -> ManagedProcess:
+                user: int | None = None, audit_webhook: tuple[str, str] | None = None,
+                into: list[ManagedProcess] | None = None) -> ManagedProcess:
     """MinIO's S3 API on ``host:port`` (the zone bridge's gateway, where sandboxes reach
     it), its console on loopback only; run as ``user`` (uid) when given. With
-    ``audit_webhook`` (endpoint, token) MinIO sends its audit log there."""
+    ``audit_webhook`` (endpoint, token) MinIO sends its audit log there. ``into``: the
+    caller's list of what to stop (joined as soon as it starts)."""
     env = {**os.environ, "MINIO_ROOT_USER": root_user, "MINIO_ROOT_PASSWORD": root_password,
            "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_CI_CD": "1",
            # aws:SourceIp from the connection, not from a client's X-Forwarded-For
@@ -84,15 +85,18 @@ def start_minio(data_dir: Path, port: int, console_port: int, root_user: str,
         "minio",
         [str(minio_binary()), "server", str(data_dir), "--address", f"{host}:{port}",
          "--console-address", f"127.0.0.1:{console_port}", "--quiet"],
-        log_path, env=env, user=user)
+        log_path, env=env, user=user, into=into)
     wait_for_http(f"http://{host}:{port}/minio/health/ready", 60, process)
     return process
 
 
-def start_hub(env: dict[str, str], state_dir: Path, hub_url: str, log_path: Path
-              ) -> ManagedProcess:
-    """JupyterHub with our config; configurable-http-proxy is started by the hub."""
+def start_hub(env: dict[str, str], state_dir: Path, hub_url: str, log_path: Path,
+              into: list[ManagedProcess] | None = None) -> ManagedProcess:
+    """JupyterHub with our config; configurable-http-proxy is started by the hub (a proxy
+    an earlier hub of this folder left is stopped first, and its pid file goes)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    proxy_pid = (state_dir / PROXY_PID_FILE, "configurable-http-proxy")
+    stop_recorded_process(*proxy_pid)
     path = f"{proxy_binary().parent}{os.pathsep}{Path(sys.executable).parent}"
     full_env = {**os.environ, **env, "PATH": f"{path}{os.pathsep}{os.environ.get('PATH', '')}",
                 "SAFEZONE_HUB_STATE_DIR": str(state_dir), "PYTHONPATH": str(REPO_ROOT)}
@@ -100,8 +104,8 @@ def start_hub(env: dict[str, str], state_dir: Path, hub_url: str, log_path: Path
         "jupyterhub",
         [sys.executable, "-m", "jupyterhub", "-f",
          str(REPO_ROOT / "hub_config" / "jupyterhub_config.py")],
-        log_path, env=full_env, cwd=state_dir)
+        log_path, env=full_env, cwd=state_dir, into=into)
     # the hub starts its proxy in a session of its own; a killed hub leaves it listening
-    process.leaves = ((state_dir / PROXY_PID_FILE, "configurable-http-proxy"),)
+    process.leaves = (proxy_pid,)
     wait_for_http(f"{hub_url}/hub/api/", 90, process)
     return process

@@ -27,7 +27,7 @@ from ..zone import Zone
 from . import chain
 from .policy import Review, load_policy
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")  # fullmatch
 READ = "object.read"
 COLUMNS = ("seq", "time_utc", "time_local", "account", "source", "action", "project",
            "dataset", "target", "outcome", "flags")
@@ -42,13 +42,13 @@ class Month:
 
 def month_of(text: str) -> Month:
     """``YYYY-MM`` on the zone's clock; anything else is refused with one line."""
-    found = MONTH.match(text or "")
-    if not found:
+    found = MONTH.fullmatch(text or "")
+    if not found or not 1970 <= int(found.group(1)) <= 9998:
         raise InvalidInput("month must be YYYY-MM, e.g. 2026-11 (월 형식 오류)")
     year, number = int(found.group(1)), int(found.group(2))
     start = datetime(year, number, 1, tzinfo=LOCAL_TIME)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LOCAL_TIME)
-    return Month(text, start, end)
+    return Month(f"{year:04d}-{number:02d}", start, end)
 
 
 def _rows(db: Session, since: datetime, until: datetime, through: int,
@@ -162,18 +162,22 @@ def read(zone: Zone, actor: Identity, month_text: str) -> dict[str, Any]:
 def mark_reviewed(zone: Zone, actor: Identity, month_text: str, through: int
                   ) -> dict[str, Any]:
     """Record that ``actor`` reviewed the month's records through record ``through`` (the
-    report they read said which): audited, carried into the records, checkpointed."""
+    report they read said which): audited, carried into the records, checkpointed. The
+    summary is rebuilt outside the writers' turn: records up to ``through`` do not change
+    (only the retention sweep removes them, oldest first)."""
     require("records.review", actor)
     month = month_of(month_text)
-    with zone.unit_of_work() as db:
-        newest = newest_seq(db)
-        if not 0 <= through <= newest:
-            raise InvalidInput(f"through must be a record number from 0 to {newest}, the "
-                               "newest (검토 범위 오류)")
+    with zone.sessions() as db:
+        head = db.get(RecordsHead, 1)
+        newest, base = (head.seq, head.base_seq) if head else (0, 0)
+        if not base < through <= newest:
+            raise InvalidInput(f"through must be a record number from {base + 1} to "
+                               f"{newest}, the newest (검토 범위 오류)")
         report = build(db, month, through)
-        summary = {"month": month.name, "through": through,
-                   "records": report["totals"]["records"],
-                   "unusual": {k: len(v) for k, v in report["unusual"].items()}}
+    summary = {"month": month.name, "through": through,
+               "records": report["totals"]["records"],
+               "unusual": {k: len(v) for k, v in report["unusual"].items()}}
+    with zone.unit_of_work() as db:
         zone.record(db, actor, "records.reviewed", f"records:{month.name}", **summary)
     chain.checkpoint(zone, actor, "review")
     return {**summary, "by": actor.label}

@@ -29,8 +29,8 @@ def routes(kit: PageKit) -> APIRouter:
     def monthly_review(request: Request, month: str = "") -> HTMLResponse:
         me, token = kit.who(request)
         chosen = month or local(zone.now()).strftime("%Y-%m")
-        reviewed = request.query_params.get("done") == "reviewed"
-        return page(request, me, token, chosen, reviewed=reviewed)
+        return page(request, me, token, chosen,
+                    just_reviewed=request.query_params.get("done") == "reviewed")
 
     @router.post("/pages/admin/records/reviewed")
     @action("records.review")
@@ -39,25 +39,31 @@ def routes(kit: PageKit) -> APIRouter:
         month = str(form.get("month", ""))
         try:
             through = int(str(form.get("through", "")))
-            report.mark_reviewed(zone, me, month, through)
         except ValueError:
             return page(request, me, token, month, status=422,
                         error=kit.text(request, NOT_A_RECORD))
+        try:
+            done = report.mark_reviewed(zone, me, month, through)
         except InvalidInput as exc:
             return page(request, me, token, month, status=exc.status_code,
                         error=said(request, exc.message))
-        return kit.go(f"pages/admin/records?month={month}&done=reviewed")  # month: checked
+        return kit.go(f"pages/admin/records?month={done['month']}&done=reviewed")
 
     def page(request: Request, me: Identity, token: str, month: str, status: int = 200, *,
-             reviewed: bool = False, error: str = "") -> HTMLResponse:
+             just_reviewed: bool = False, error: str = "") -> HTMLResponse:
+        """The month's page; ``just_reviewed`` (a redirect's ``done``) shows its message
+        only if this administrator's review is the month's latest (a link cannot claim
+        one)."""
         done = report.read(zone, me, month)
+        reviews = report.reviews(zone, me, done["month"])
         unusual = {k: v[:SHOWN] for k, v in done["unusual"].items()}
         return kit.render(request, "admin_records.html", me, token, status=status,
                           month=done["month"], through=done["through"],
                           totals=done["totals"], by_action=done["by_action"],
                           policy=done["policy"], unusual=unusual,
                           counts={k: len(v) for k, v in done["unusual"].items()},
-                          reviews=report.reviews(zone, me, done["month"]),
-                          reviewed=reviewed, error=error)
+                          reviews=reviews, error=error,
+                          reviewed=just_reviewed and bool(reviews) and
+                          reviews[-1]["by"] == me.label)
 
     return router
