@@ -128,3 +128,19 @@ def test_a_killed_hubs_proxy_is_stopped_with_it(tmp_path):
         for child in (proxy, bystander):
             child.kill()
             child.wait()
+
+
+def test_a_started_service_can_be_stopped_by_sigterm(tmp_path):
+    """A service starts with no signal blocked (a child inherits its starter's mask: a
+    hub that cannot get SIGTERM never cleans up, and is SIGKILLed), joins the starter's
+    list at once, and a stop ends it with SIGTERM, not SIGKILL."""
+    started: list[ManagedProcess] = []
+    process = ManagedProcess.start("sleeper", ["sleep", "600"], tmp_path / "sleeper.log",
+                                   into=started)
+    assert started == [process]
+    status = Path(f"/proc/{process.popen.pid}/status").read_text()
+    blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.M)[1], 16)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        assert not blocked & (1 << (sig - 1)), sig
+    process.stop(timeout=10)
+    assert process.popen.returncode == -signal.SIGTERM

@@ -159,9 +159,10 @@ class ManagedProcess:
               cwd: str | Path | None = None, user: int | None = None,
               into: list[ManagedProcess] | None = None) -> ManagedProcess:
         """Start it in a session of its own; ``into``: the caller's list of what it must
-        stop, which it joins before any signal can come between."""
+        stop, which it joins as soon as it exists. (Signals are not held around the start:
+        a child inherits the mask, and a service that cannot get SIGTERM cannot clean up.)"""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log, held_signals():  # the child keeps its own copy
+        with open(log_path, "ab") as log:  # the child keeps its own copy
             popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      cwd=cwd, start_new_session=True, user=user,
                                      group=None if user is None else pwd.getpwuid(user).pw_gid,
