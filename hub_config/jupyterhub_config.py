@@ -31,7 +31,10 @@ if env("SAFEZONE_PROXY_API_URL"):  # Kubernetes: the proxy is its own Deployment
 c.JupyterHub.db_url = env("SAFEZONE_HUB_DB_URL", f"sqlite:///{state_dir}/jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(state_dir, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(state_dir, "jupyterhub.pid")
-c.ConfigurableHTTPProxy.pid_file = os.path.join(state_dir, "jupyterhub-proxy.pid")
+# the launcher stops a proxy a killed hub left behind by this file (safezone/local/services.py)
+from safezone.local.services import PROXY_PID_FILE  # noqa: E402
+
+c.ConfigurableHTTPProxy.pid_file = os.path.join(state_dir, PROXY_PID_FILE)
 # Local notebooks are the hub's children: they stop with it. Pods outlive a hub restart
 # (an upgrade must not end every session); the restarted hub polls each one and ends the
 # grants of those that died meanwhile (spawner/kube.py poll, its database on a volume).

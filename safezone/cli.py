@@ -425,9 +425,12 @@ def local_up(state_dir: str = typer.Option(".cache/zone", help="where the zone k
                  False, "--unisolated-demo", help="run notebooks without a sandbox; every "
                  "page then warns not to use real data")) -> None:
     """Start MinIO, the control plane and JupyterHub on 127.0.0.1 with demo data."""
-    from .local.launcher import run_local_zone
+    from .local.launcher import REFUSALS, run_local_zone
 
-    run_local_zone(state_dir, port, unisolated_demo=unisolated_demo)
+    try:
+        run_local_zone(state_dir, port, unisolated_demo=unisolated_demo)
+    except REFUSALS as exc:  # nothing is left running: the launcher stopped what it began
+        raise CliError(str(exc)) from None
 
 
 def main() -> None:

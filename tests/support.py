@@ -281,6 +281,17 @@ def report_measure(line: str) -> None:
     MEASUREMENTS.append(line)
 
 
+def port_is_free(port: int) -> bool:
+    """Nothing listens on ``port`` (on any address): the zone's own check."""
+    from safezone.local.processes import PortInUse, require_free_ports
+
+    try:
+        require_free_ports({"probe": port})
+    except PortInUse:
+        return False
+    return True
+
+
 def wait_until(predicate, timeout: float = 30, interval: float = 0.1) -> float:
     """Poll until ``predicate()`` is true; return the seconds it took."""
     start = time.monotonic()

@@ -20,7 +20,7 @@ from safezone.local.launcher import PORTS
 from safezone.local.processes import ManagedProcess, PortInUse, require_free_ports
 from safezone.local.services import proxy_binary
 
-from .support import wait_until
+from .support import port_is_free, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -97,15 +97,8 @@ def test_a_killed_hubs_proxy_is_stopped_with_it(tmp_path):
                                   str(api_port)], start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": "t"})
-        wait_until(lambda: not port_free(api_port), timeout=30)
+        wait_until(lambda: not port_is_free(api_port), timeout=30)
         return proxy
-
-    def port_free(port: int) -> bool:
-        try:
-            require_free_ports({"probe": port})
-        except PortInUse:
-            return False
-        return True
 
     proxy = listening_proxy(18431, 18432)
     bystander = subprocess.Popen(["sleep", "600"])
@@ -120,7 +113,7 @@ def test_a_killed_hubs_proxy_is_stopped_with_it(tmp_path):
         assert proxy.poll() is None  # what a killed hub leaves behind
         hub.stop()
         proxy.wait(10)  # it exits (a timeout here fails the test)
-        assert port_free(18431) and port_free(18432)
+        assert port_is_free(18431) and port_is_free(18432)
         assert bystander.poll() is None
         # neither pid file is left for the next hub, which would signal whatever has the pid
         assert not (tmp_path / "proxy.pid").exists() and not (tmp_path / "other.pid").exists()

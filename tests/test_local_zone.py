@@ -20,22 +20,14 @@ import httpx
 import pytest
 
 from safezone.config import REPO_ROOT
-from safezone.local.processes import PortInUse, require_free_ports
+from safezone.local.launcher import PORTS
 from safezone.sandbox import preflight
 
 from .kernels import KernelSession, run_code
-from .support import wait_until
+from .support import port_is_free, wait_until
 
 pytestmark = pytest.mark.integration
 BRIDGE, SUBNET = "szlz0", "10.99.201.0/24"
-
-
-def port_is_free(port: int) -> bool:
-    try:
-        require_free_ports({"probe": port})
-    except PortInUse:
-        return False
-    return True
 
 
 def owner_and_mode(path: Path) -> tuple[str, int]:
@@ -66,7 +58,7 @@ def local_zone(tmp_path_factory):
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(150)  # it stops its services, each given 30 s
         log.close()
-        for port in (8000, 8001, 8081, 8700, 9000, 9001):  # all of them, with the hub's proxy
+        for port in (8000, *PORTS.values()):  # the hub's, its proxy's and the services'
             assert port_is_free(port), f"port {port} still in use after the zone stopped"
 
 

@@ -77,6 +77,10 @@ def _users_file(state: Path, passwords: dict[str, str]) -> Path:
     return path
 
 
+# what keeps the zone from starting, each said in one line (the CLI's CliError)
+REFUSALS = (SandboxUnavailable, PortInUse, UnsafeFolder, MissingTool, NetworkError)
+
+
 def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = False
                    ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -85,22 +89,10 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         log.warning("!!! --unisolated-demo: %s !!!", UNISOLATED_DEMO_WARNING)
         print(f"WARNING: {UNISOLATED_DEMO_WARNING}", file=sys.stderr, flush=True)
     else:
-        try:
-            require_sandbox()
-        except SandboxUnavailable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(1) from None
-    try:
-        require_free_ports({"hub": port, **PORTS})
-    except PortInUse as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        require_sandbox()
+    require_free_ports({"hub": port, **PORTS})
     state = (REPO_ROOT / state_dir).resolve() if not os.path.isabs(state_dir) else Path(state_dir)
-    try:
-        private_dir(state)
-    except UnsafeFolder as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+    private_dir(state)
     state.chmod(0o711)  # each service's folder below is its own (0700); secrets.json is 0600
     values = _secrets(state)
     network = None if unisolated_demo else ZoneNetwork(
@@ -191,9 +183,6 @@ def run_local_zone(state_dir: str, port: int = 8000, *, unisolated_demo: bool = 
         stopped = next(p for p in running if p.popen.poll() is not None)
         log.error("%s stopped; see %s", stopped.name, stopped.log_path)
         raise SystemExit(1)  # the zone is down (the rest is stopped below)
-    except (MissingTool, NetworkError, UnsafeFolder) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
     except KeyboardInterrupt:
         pass
     finally:

@@ -53,7 +53,7 @@ def require_free_ports(ports: dict[str, int]) -> None:
 @contextmanager
 def held_signals() -> Iterator[None]:
     """Hold SIGTERM, SIGINT and SIGHUP (delivered when the block ends): a second Ctrl-C
-    must not abandon a clean-up, nor come between starting a child and recording it."""
+    must not abandon a clean-up. Never around a start: a child inherits the mask."""
     held = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
@@ -74,21 +74,20 @@ def _holder(port: int) -> str:
     return f" by {found[1]} (pid {found[2]})" if found else ""
 
 
-def stop_recorded_process(pid_file: Path, expected: str) -> bool:
+def stop_recorded_process(pid_file: Path, expected: str) -> None:
     """SIGTERM (then SIGKILL) the process ``pid_file`` names if it is still alive and its
-    command line contains ``expected``; True if one was stopped. For children that a
-    killed parent leaves behind in a session of their own (the hub's proxy). The file goes
-    in any case: a stale pid would make the next hub signal whatever process has it."""
+    command line contains ``expected``: for children that a killed parent leaves behind in
+    a session of their own (the hub's proxy). The file goes in any case: a stale pid would
+    make the next hub signal whatever process has it."""
     try:
         pid = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
             errors="replace")
     except (OSError, ValueError):
+        cmdline = ""  # no pid, or no such process
+    if expected not in cmdline:  # gone, or the pid went to something else: not ours
         pid_file.unlink(missing_ok=True)
-        return False
-    if expected not in cmdline:
-        pid_file.unlink(missing_ok=True)
-        return False  # the pid was reused by something else: not ours to stop
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.kill(pid, sig)
@@ -100,7 +99,6 @@ def stop_recorded_process(pid_file: Path, expected: str) -> bool:
         if not _alive(pid):
             break
     pid_file.unlink(missing_ok=True)
-    return True
 
 
 def _alive(pid: int) -> bool:
@@ -153,6 +151,8 @@ class ManagedProcess:
     # (pid file, command) of children it starts in sessions of their own, which outlive it
     # when it is killed; stopped with it
     leaves: tuple[tuple[Path, str], ...] = ()
+    stopped: bool = False  # by stop(): a second stop (a failed wait, then the starter's
+    # clean-up) signals nothing, not even a group id that may have gone to another
 
     @classmethod
     def start(cls, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None,
@@ -182,6 +182,8 @@ class ManagedProcess:
         """SIGTERM the whole process group, then SIGKILL what is left (also once the leader
         exited: it is reaped only after, so its group id cannot have gone to another);
         then whatever it left behind in sessions of their own. Signals wait till done."""
+        if self.stopped:
+            return
         with held_signals():
             if self.popen.returncode is None:
                 with suppress(ProcessLookupError, PermissionError):
@@ -196,6 +198,7 @@ class ManagedProcess:
             self.popen.wait()
             for pid_file, command in self.leaves:
                 stop_recorded_process(pid_file, command)
+            self.stopped = True
 
     def _exited(self) -> bool:
         """Whether the leader exited, without reaping it."""

@@ -13,7 +13,7 @@ from .private_files import private_dir
 from .processes import ManagedProcess, stop_recorded_process, wait_for_http
 
 CACHE = REPO_ROOT / ".cache"
-PROXY_PID_FILE = "jupyterhub-proxy.pid"  # in the hub's state folder (hub_config)
+PROXY_PID_FILE = "jupyterhub-proxy.pid"  # in the hub's state folder (hub_config uses it)
 
 
 class MissingTool(RuntimeError):
